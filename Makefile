@@ -1,0 +1,41 @@
+# The suite's commands. Every target that runs something first runs the idempotent bootstrap
+# (engine, Compose, images, virtualenv), which takes well under a second when all is there.
+SHELL := /bin/bash
+PY := .venv/bin/python
+PYTEST := .venv/bin/pytest
+ARGS ?=
+
+.PHONY: bootstrap lint unit drills test nightly full cleanup lock
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+lint: bootstrap
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+
+unit: bootstrap
+	$(PYTEST) tests/ -q $(ARGS)
+
+# The user's command: the quick drills, with JUnit and the HTML drill report in reports/.
+drills: bootstrap
+	$(PYTEST) drills/ -m quick --junitxml=reports/junit-quick.xml $(ARGS)
+
+full: bootstrap
+	$(PYTEST) drills/ -m full --junitxml=reports/junit-full.xml $(ARGS)
+
+nightly: bootstrap
+	$(PYTEST) drills/ -m nightly --junitxml=reports/junit-nightly.xml $(ARGS)
+
+# What CI runs: lint, the engine's tests, then the quick drills (Docker required, never skipped).
+test: lint
+	$(PYTEST) tests/ -q $(ARGS)
+	$(PYTEST) drills/ -m quick --drill-require-docker --junitxml=reports/junit-quick.xml $(ARGS)
+
+cleanup: bootstrap
+	$(PY) -m rollback_drill.cli cleanup
+
+lock:
+	.venv/bin/uv pip compile --quiet --python-version 3.11.2 --python-platform x86_64-manylinux_2_28 \
+		compose/app/requirements.in -o compose/app/requirements.lock

@@ -1,0 +1,84 @@
+"""First drill: the two releases are what the plan assumes they are.
+
+Pre-hybrid: everything is served by WSGI (streaming falls back to it, WebSockets cannot
+upgrade). After a real hybrid deployment: streaming and WebSockets are served by ASGI (proved by
+the ``X-Served-By`` header), CRUD still by WSGI, and the release's migrations are applied.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+import pytest
+import websockets
+
+from rollback_drill.client import AppClient
+from rollback_drill.deploy import deploy_release
+from rollback_drill.stack import Stack
+
+pytestmark = [pytest.mark.quick, pytest.mark.full, pytest.mark.nightly]
+
+
+def applied_migrations(stack: Stack, app: str) -> list[str]:
+    with psycopg.connect(stack.postgres_dsn(), connect_timeout=5) as conn:
+        rows = conn.execute(
+            "SELECT name FROM django_migrations WHERE app = %s ORDER BY name", (app,)
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def first_model_id(client: AppClient) -> int:
+    models = client.get("/api/models/")
+    assert models.status == 200, models.body
+    return int(models.body["results"][0]["id"])
+
+
+def test_pre_hybrid_then_hybrid_routing(fresh_stack: Stack) -> None:
+    stack = fresh_stack
+    secrets, users = stack.workspace.secrets, stack.target.users
+    prev, nxt = stack.target.releases.previous, stack.target.releases.next
+    with AppClient(stack.base_url) as client:
+        # --- pre-hybrid: everything on WSGI ---------------------------------------------------
+        health = client.get(stack.target.paths.health)
+        assert (health.status, health.served_by, health.release) == (200, "wsgi", prev), health
+        assert client.get("/admin/login/").status == 200
+        assert client.login(users.user, secrets.user_password).status == 200
+        assert client.get("/api/auth/me/").body["username"] == users.user
+        assert client.admin_login(users.admin, secrets.admin_password) == 200
+
+        cid = str(uuid.uuid4())
+        created = client.create_session("before deploy", first_model_id(client), cid)
+        assert created.status == 201, created.body
+        read = client.get(f"/api/sessions/{cid}/")
+        assert (read.status, read.body["title"], read.body["checksum"]) == (
+            200,
+            "before deploy",
+            created.body["checksum"],
+        )
+
+        answer, events = client.stream(n=3)
+        assert (answer.status, answer.served_by) == (200, "wsgi")
+        assert [e["seq"] for e in events] == [0, 1, 2]
+        assert {e["served_by"] for e in events} == {"wsgi"}
+        with pytest.raises(
+            (websockets.exceptions.InvalidStatus, websockets.exceptions.InvalidHandshake)
+        ):
+            client.ws_echo("hello")
+        assert "0011" not in " ".join(applied_migrations(stack, "ai_model"))
+
+        # --- deploy hybrid ----------------------------------------------------------------------
+        commit = deploy_release(stack, nxt)
+        assert commit == stack.workspace.commits[nxt]
+
+        # --- hybrid: streaming and WebSockets on ASGI, CRUD on WSGI -----------------------------
+        answer, events = client.stream(n=3)
+        assert (answer.status, answer.served_by, answer.release) == (200, "asgi", nxt)
+        assert {e["served_by"] for e in events} == {"asgi"}
+        reply = client.ws_echo("hello")
+        assert reply == {"echo": "hello", "served_by": "asgi"}
+        crud = client.get(f"/api/sessions/{cid}/")
+        assert (crud.status, crud.served_by, crud.release) == (200, "wsgi", nxt)
+        assert crud.body["checksum"] == created.body["checksum"]
+        for app in stack.target.migration_rollback:
+            assert any(name.startswith("0011") for name in applied_migrations(stack, app)), app

@@ -1,0 +1,52 @@
+"""The engine's exceptions.
+
+    DrillError                    root: every error the engine raises on purpose
+    ├── PolicyError               the policy file is malformed or contradictory
+    ├── TargetError               the target description (compose file, service names) is wrong
+    ├── EnvironmentProblem        Docker daemon down, Compose missing, port in use...
+    ├── StackError                the stack did not come up / a compose operation failed
+    ├── BackupError               a backup is missing, incomplete or cannot be restored
+    ├── LockHeld                  another deployment or rollback holds the deployment lock
+    ├── FaultError                a fault could not be applied, or its effect was not seen
+    └── RollbackError             a rollback step failed
+
+Each carries a one-line message naming the cause; ``exit_code`` is the CLI's exit status.
+"""
+
+from __future__ import annotations
+
+
+class DrillError(Exception):
+    exit_code = 10
+
+
+class PolicyError(DrillError):
+    exit_code = 11
+
+
+class TargetError(DrillError):
+    exit_code = 12
+
+
+class EnvironmentProblem(DrillError):
+    exit_code = 13
+
+
+class StackError(DrillError):
+    exit_code = 14
+
+
+class BackupError(DrillError):
+    exit_code = 15
+
+
+class LockHeld(DrillError):
+    exit_code = 16
+
+
+class FaultError(DrillError):
+    exit_code = 17
+
+
+class RollbackError(DrillError):
+    exit_code = 18

@@ -1,0 +1,275 @@
+"""The stack under drill: one Compose project, brought up by Testcontainers, torn down always.
+
+Testcontainers' ``DockerCompose`` runs ``up --wait`` (Compose polls every service's health check)
+and guarantees teardown when start fails (its ``__enter__`` calls ``__exit__``). Its teardown is
+narrowed to the services it started, so :meth:`Stack.down` replaces it with a whole-project
+``down --volumes --remove-orphans --rmi local`` and then sweeps anything else carrying this run's
+label. Operations later drills need (stop, start, kill, restart, scale, exec, logs, ps) are
+thin, recorded ``docker compose`` calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import docker
+import docker.errors
+from testcontainers.compose import DockerCompose
+
+from rollback_drill.compose import CommandResult, Compose
+from rollback_drill.errors import EnvironmentProblem, StackError
+from rollback_drill.journal import Journal
+from rollback_drill.target import Target
+from rollback_drill.wait import wait_for, wait_until
+from rollback_drill.workspace import Workspace
+
+LABEL = "io.rollback-drill"
+RUN_LABEL = "io.rollback-drill.run"
+
+
+@dataclass
+class _ProjectCompose(DockerCompose):
+    """Testcontainers' DockerCompose with the run's explicit project name and whole-project down."""
+
+    command: list[str] = field(default_factory=list)
+    on_down: Any = None
+
+    @cached_property
+    def compose_command_property(self) -> list[str]:
+        return list(self.command)
+
+    def stop(self, down: bool = True) -> None:
+        if self.on_down is not None:
+            self.on_down()
+
+
+def docker_client() -> docker.DockerClient:
+    """A Docker client, or :class:`EnvironmentProblem` in one line when no daemon answers."""
+    try:
+        client = docker.from_env(timeout=30)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        reason = str(exc).splitlines()[0][:160]
+        raise EnvironmentProblem(f"Docker daemon not reachable ({reason})") from None
+    return client
+
+
+class Stack:
+    def __init__(self, target: Target, workspace: Workspace, journal: Journal) -> None:
+        self.target = target
+        self.workspace = workspace
+        self.journal = journal
+        self.project = workspace.project
+        self.compose = Compose(
+            workspace.project, workspace.root, target.compose_files, workspace.env_file
+        )
+        self.docker = docker_client()
+        self._tc: _ProjectCompose | None = None
+        self._ports: dict[tuple[str, int, int], int] = {}
+        journal.redact(*workspace.secrets.all())
+
+    # ---- lifecycle ------------------------------------------------------------------------
+    def up(self, services: list[str], timeout_s: float = 180.0) -> None:
+        """Build the release's images and bring ``services`` up healthy; on failure, tear down."""
+        with self.journal.step("stack", "up", project=self.project, services=services) as step:
+            self.compose.check("build", timeout=timeout_s * 3)
+            self._tc = _ProjectCompose(
+                context=str(self.workspace.root),
+                services=services,
+                wait=False,
+                command=[*self.compose.base, "--progress=quiet"],
+                on_down=self.down,
+            )
+            try:
+                self._tc.__enter__()  # `up --detach`; on failure it tears the project down
+            except Exception as exc:
+                raise StackError(f"stack {self.project} did not start: {_cause(exc)}") from None
+            try:
+                self.wait_healthy(services, timeout_s)
+            except BaseException:
+                self.down()
+                raise
+            self._ports.clear()
+            wait_until(
+                lambda: self.http_ok(self.target.paths.health),
+                timeout_s=timeout_s,
+                what=f"{self.target.paths.health} through nginx to answer 200",
+            )
+            step.data["base_url"] = self.base_url
+
+    def health(self) -> dict[str, str]:
+        """Each running container's state: its health status, or its state when it has none."""
+        return {row["Name"]: (row.get("Health") or row.get("State") or "?") for row in self.ps()}
+
+    def wait_healthy(self, services: list[str], timeout_s: float = 180.0) -> None:
+        """Poll ``docker compose ps`` until every container of ``services`` is healthy."""
+
+        def states() -> dict[str, str]:
+            return {
+                f"{row['Service']}#{row.get('Name', '')}": row.get("Health")
+                or row.get("State", "?")
+                for row in self.ps()
+                if row.get("Service") in services
+            }
+
+        def all_healthy(st: dict[str, str]) -> bool:
+            seen = {key.split("#")[0] for key in st}
+            return seen >= set(services) and all(v == "healthy" for v in st.values())
+
+        wait_for(
+            states,
+            all_healthy,
+            timeout_s=timeout_s,
+            interval_s=0.5,
+            what=f"services {', '.join(services)} of {self.project} to be healthy",
+            hint="see `docker compose logs` of the unhealthy service",
+        )
+
+    def down(self) -> None:
+        """Remove every container, network, volume and locally built image of this run."""
+        with self.journal.step("stack", "down", project=self.project):
+            self.compose.run(
+                "down",
+                "--volumes",
+                "--remove-orphans",
+                "--rmi",
+                "local",
+                "--timeout",
+                "5",
+                timeout=180,
+            )
+            sweep_run(self.docker, self.workspace.run_id)
+
+    # ---- addresses ------------------------------------------------------------------------
+    def port(self, service: str, container_port: int, index: int = 1) -> int:
+        key = (service, container_port, index)
+        if key not in self._ports:
+            res = self.compose.check("port", "--index", str(index), service, str(container_port))
+            host, _, port = res.stdout.strip().rpartition(":")
+            if host not in ("127.0.0.1", "localhost"):
+                raise StackError(
+                    f"{service}:{container_port} is published on {host}, not 127.0.0.1"
+                )
+            self._ports[key] = int(port)
+        return self._ports[key]
+
+    def forget_ports(self) -> None:
+        """Forget cached port lookups (after a container was recreated)."""
+        self._ports.clear()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port(self.target.services.nginx, self.target.ports.nginx)}"
+
+    def postgres_dsn(self) -> str:
+        db = self.target.database
+        port = self.port(self.target.services.postgres, self.target.ports.postgres)
+        pw = self.workspace.secrets.postgres_password
+        return f"postgresql://{db.user}:{pw}@127.0.0.1:{port}/{db.name}"
+
+    def redis_url(self) -> str:
+        port = self.port(self.target.services.redis, self.target.ports.redis)
+        return f"redis://127.0.0.1:{port}/0"
+
+    def http_ok(self, path: str) -> bool:
+        import httpx
+
+        try:
+            return httpx.get(self.base_url + path, timeout=3.0).status_code == 200
+        except (httpx.HTTPError, StackError):
+            return False
+
+    # ---- operations -----------------------------------------------------------------------
+    def stop(self, *services: str, timeout: int = 10) -> CommandResult:
+        return self.compose.check("stop", "--timeout", str(timeout), *services)
+
+    def start(self, *services: str) -> CommandResult:
+        return self.compose.check("start", *services)
+
+    def kill(self, *services: str, signal: str = "SIGKILL") -> CommandResult:
+        return self.compose.check("kill", "-s", signal, *services)
+
+    def restart(self, *services: str) -> CommandResult:
+        return self.compose.check("restart", *services)
+
+    def scale(self, service: str, replicas: int) -> CommandResult:
+        res = self.compose.check(
+            "up", "-d", "--wait", "--no-deps", "--scale", f"{service}={replicas}", service
+        )
+        self.forget_ports()
+        return res
+
+    def exec(
+        self, service: str, *cmd: str, check: bool = True, timeout: float = 120
+    ) -> CommandResult:
+        args = ("exec", "-T", service, *cmd)
+        return (
+            self.compose.check(*args, timeout=timeout)
+            if check
+            else self.compose.run(*args, timeout=timeout)
+        )
+
+    def logs(self, service: str, tail: int = 100) -> str:
+        return self.compose.run("logs", "--no-color", "--tail", str(tail), service).stdout
+
+    def ps(self) -> list[dict[str, Any]]:
+        """``docker compose ps -a`` as records: Service, State, Health, ExitCode, Name..."""
+        out = self.compose.check("ps", "-a", "--format", "json").stdout
+        rows: list[dict[str, Any]] = []
+        for line in out.splitlines():
+            line = line.strip()
+            if not line:
+                continue
+            data = json.loads(line)
+            rows.extend(data if isinstance(data, list) else [data])
+        return rows
+
+    def containers(self, service: str | None = None) -> list[Any]:
+        labels = [
+            f"com.docker.compose.project={self.project}",
+            f"{RUN_LABEL}={self.workspace.run_id}",
+        ]
+        if service:
+            labels.append(f"com.docker.compose.service={service}")
+        return list(self.docker.containers.list(all=True, filters={"label": labels}))
+
+
+def sweep_run(client: docker.DockerClient, run_id: str) -> list[str]:
+    """Remove whatever still carries this run's label; returns what it removed."""
+    return sweep(client, f"{RUN_LABEL}={run_id}")
+
+
+def sweep(client: docker.DockerClient, label: str) -> list[str]:
+    """Remove containers, networks, volumes and images carrying ``label`` (and only those)."""
+    removed: list[str] = []
+    flt = {"label": label}
+    for c in client.containers.list(all=True, filters=flt):
+        with contextlib.suppress(docker.errors.NotFound):
+            c.remove(force=True, v=True)
+            removed.append(f"container {c.name}")
+    for n in client.networks.list(filters=flt):
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            n.remove()
+            removed.append(f"network {n.name}")
+    for v in client.volumes.list(filters=flt):
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            v.remove(force=True)
+            removed.append(f"volume {v.name}")
+    for i in client.images.list(filters=flt):
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            client.images.remove(i.id, force=True)
+            removed.append(f"image {i.short_id}")
+    return removed
+
+
+def _cause(exc: BaseException) -> str:
+    stderr = getattr(exc, "stderr", None)
+    if isinstance(stderr, bytes):
+        lines = [ln for ln in stderr.decode(errors="replace").splitlines() if ln.strip()]
+        if lines:
+            return lines[-1].strip()[:300]
+    return str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__

