@@ -12,6 +12,7 @@ from __future__ import annotations
 from rollback_drill.compose import CommandResult
 from rollback_drill.errors import StackError
 from rollback_drill.stack import Stack
+from rollback_drill.wait import wait_for
 
 CANDIDATE_SUFFIX = ".candidate"
 
@@ -40,7 +41,30 @@ def install_nginx_conf(stack: Stack, source_rel_path: str) -> None:
         stack.exec(t.services.nginx, "rm", "-f", candidate, check=False)
         raise StackError(f"nginx -t rejected {source_rel_path}: {test.tail(1)}; old config kept")
     stack.exec(t.services.nginx, "mv", candidate, conf)
-    stack.exec(t.services.nginx, "nginx", "-s", "reload")
+    reload_nginx(stack)
+
+
+def reload_nginx(stack: Stack, timeout_s: float = 30.0) -> None:
+    """``nginx -s reload``, then poll until no old-generation worker is left serving.
+
+    A reload is asynchronous: old workers keep serving their open (keep-alive) connections
+    with the old configuration until they finish, so "reloaded" means none is shutting down.
+    """
+    nginx = stack.target.services.nginx
+    stack.exec(nginx, "nginx", "-s", "reload")
+    listing = "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done"
+
+    def old_workers() -> int:
+        out = stack.exec(nginx, "sh", "-c", listing, check=False).stdout
+        return sum("shutting down" in line for line in out.splitlines())
+
+    wait_for(
+        old_workers,
+        lambda n: n == 0,
+        timeout_s=timeout_s,
+        what="nginx's old workers to finish after reload",
+        interval_s=0.2,
+    )
 
 
 def start_release(stack: Stack, services: list[str], timeout_s: float = 240.0) -> None:

@@ -1,0 +1,5 @@
+"""The plan's validation checklist and success criteria as named checks with evidence."""
+
+from checks.base import CheckResult, require
+
+__all__ = ["CheckResult", "require"]
