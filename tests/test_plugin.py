@@ -1,0 +1,49 @@
+"""The pytest plugin through pytester: option precedence, bad values, the Docker skip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+PROBE = """
+from fixtures.options import setting
+
+def test_probe(pytestconfig):
+    print("RATE", setting(pytestconfig, "drill_load_rate"))
+    print("SCALE", setting(pytestconfig, "drill_time_scale"))
+    print("REQ", setting(pytestconfig, "drill_require_docker"))
+"""
+
+
+@pytest.fixture
+def probe(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent.parent))
+    pytester.makeconftest('pytest_plugins = ["fixtures.options"]')
+    pytester.makepyfile(test_probe=PROBE)
+    return pytester
+
+
+def test_defaults(probe: pytest.Pytester) -> None:
+    res = probe.runpytest_subprocess("-s")
+    res.stdout.fnmatch_lines(["*RATE 40.0*", "*SCALE 60.0*", "*REQ False*"])
+
+
+def test_cli_beats_env_beats_ini(probe: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    probe.makeini("[pytest]\ndrill_load_rate = 7\ndrill_time_scale = 3\n")
+    monkeypatch.setenv("RBD_LOAD_RATE", "9")
+    res = probe.runpytest_subprocess("-s", "--drill-load-rate=11", "--drill-require-docker")
+    res.stdout.fnmatch_lines(["*RATE 11.0*", "*SCALE 3.0*", "*REQ True*"])
+    res = probe.runpytest_subprocess("-s")
+    res.stdout.fnmatch_lines(["*RATE 9.0*"])
+
+
+def test_bad_value_names_its_source(
+    probe: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RBD_TIME_SCALE", "-2")
+    res = probe.runpytest_subprocess("-s")
+    res.stderr.fnmatch_lines(["*environment RBD_TIME_SCALE='-2': must be > 0*"])
+    assert res.ret == pytest.ExitCode.USAGE_ERROR
