@@ -1,3 +1,8 @@
 """Registers the suite's pytest plugin modules; the fixtures themselves live in fixtures/."""
 
-pytest_plugins = ["fixtures.options", "fixtures.stack", "fixtures.report"]
+pytest_plugins = [
+    "fixtures.options",
+    "fixtures.stack",
+    "fixtures.report",
+    "fixtures.drill",
+]

@@ -10,7 +10,7 @@ running nginx keeps serving the old one.
 from __future__ import annotations
 
 from rollback_drill.compose import CommandResult
-from rollback_drill.errors import StackError
+from rollback_drill.errors import BackupError, StackError
 from rollback_drill.stack import Stack
 from rollback_drill.wait import wait_for
 
@@ -44,27 +44,48 @@ def install_nginx_conf(stack: Stack, source_rel_path: str) -> None:
     reload_nginx(stack)
 
 
-def reload_nginx(stack: Stack, timeout_s: float = 30.0) -> None:
+def reload_nginx(stack: Stack, timeout_s: float = 30.0, *, drain: bool = True) -> None:
     """``nginx -s reload``, then poll until no old-generation worker is left serving.
 
     A reload is asynchronous: old workers keep serving their open (keep-alive) connections
     with the old configuration until they finish, so "reloaded" means none is shutting down.
     """
     nginx = stack.target.services.nginx
+    before = nginx_workers(stack)
     stack.exec(nginx, "nginx", "-s", "reload")
-    listing = "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done"
 
-    def old_workers() -> int:
-        out = stack.exec(nginx, "sh", "-c", listing, check=False).stdout
-        return sum("shutting down" in line for line in out.splitlines())
+    # ``nginx -s reload`` only signals the master and returns: "reloaded" needs a worker of the
+    # new generation (a pid not seen before) and none of the old one still serving.
+    # With ``drain=False`` a new generation suffices: old workers no longer accept connections
+    # and close their idle keep-alive ones, they only finish requests already in flight.
+    def reloaded(workers: dict[int, str]) -> bool:
+        new = [pid for pid in workers if pid not in before]
+        draining = any("shutting down" in t for t in workers.values())
+        return bool(new) and not (drain and draining)
 
     wait_for(
-        old_workers,
-        lambda n: n == 0,
+        lambda: nginx_workers(stack),
+        reloaded,
         timeout_s=timeout_s,
-        what="nginx's old workers to finish after reload",
+        what="nginx to start new workers and finish the old ones after reload",
         interval_s=0.2,
+        hint="a reload the master rejected leaves the old workers: see `docker compose logs nginx`",
     )
+
+
+def nginx_workers(stack: Stack) -> dict[int, str]:
+    """The nginx container's worker processes: pid -> process title."""
+    listing = (
+        "for p in /proc/[0-9]*; do printf '%s ' ${p#/proc/}; "
+        "tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done"
+    )
+    out = stack.exec(stack.target.services.nginx, "sh", "-c", listing, check=False).stdout
+    workers: dict[int, str] = {}
+    for line in out.splitlines():
+        pid, _, title = line.partition(" ")
+        if pid.isdigit() and "worker process" in title:
+            workers[int(pid)] = title.strip()
+    return workers
 
 
 def start_release(stack: Stack, services: list[str], timeout_s: float = 240.0) -> None:
@@ -79,18 +100,70 @@ def current_release(stack: Stack) -> str:
     return (stack.workspace.root / "app" / "RELEASE").read_text().strip()
 
 
-def deploy_release(stack: Stack, release: str, timeout_s: float = 240.0) -> str:
-    """Roll the running stack forward to ``release`` (a workspace tag); returns its commit."""
+def deploy_release(
+    stack: Stack, release: str, timeout_s: float = 240.0, *, wait: bool = True
+) -> str:
+    """Roll the running stack forward to ``release`` (a workspace tag); returns its commit.
+    ``wait=False`` does not await the new containers' health (a crash-looping faulty release)."""
     t = stack.target
     app_services = [t.services.wsgi, t.services.asgi]
     with stack.journal.step("deploy", release) as step:
         commit = stack.workspace.checkout(release)
         step.data["commit"] = commit
         stack.compose.check("build", *app_services, timeout=timeout_s)
-        stack.compose.check("up", "-d", "--no-deps", *app_services, timeout=timeout_s)
-        stack.forget_ports()
-        stack.wait_healthy(app_services, timeout_s)
+        for service in app_services:
+            rolling_update(stack, service, timeout_s=timeout_s, wait=wait)
         with stack.journal.step("deploy", "migrate", release=release):
             migrate(stack)
         install_nginx_conf(stack, t.paths.nginx_release_conf)
         return commit
+
+
+def rolling_update(
+    stack: Stack, service: str, *, timeout_s: float = 240.0, wait: bool = True
+) -> None:
+    """Replace ``service``'s running containers by new ones of the freshly built image with no
+    outage: start as many new containers beside the old (``--scale 2n --no-recreate``), await
+    them healthy, then stop the old ones gracefully and reload nginx, whose resolver then only
+    knows the new addresses. A service with no running container is simply started."""
+    old = [c for c in stack.containers(service) if c.status == "running"]
+    replicas = max(1, len(old))
+    stack.compose.check(
+        "up",
+        "-d",
+        "--no-deps",
+        "--no-recreate",
+        "--scale",
+        f"{service}={len(old) + replicas}",
+        service,
+        timeout=timeout_s,
+    )
+    stack.forget_ports()
+    if wait:
+        stack.wait_healthy([service], timeout_s)
+    for container in old:
+        container.stop(timeout=10)
+        container.remove(v=True)
+    if old:
+        reload_nginx(stack, drain=False)
+    stack.forget_ports()
+
+
+def guarded_deploy(stack: Stack, release: str, timeout_s: float = 240.0) -> str:
+    """:func:`deploy_release`, but only with a complete, verified backup set and the deployment
+    lock: raises :class:`~rollback_drill.errors.BackupError` or
+    :class:`~rollback_drill.errors.LockHeld` (one line) before anything is changed."""
+    from rollback_drill.backup import verify_backups
+    from rollback_drill.lock import DeploymentLock
+
+    with DeploymentLock.for_stack(stack).held(f"deployment of {release}"):
+        with stack.journal.step("deploy", "backup gate", release=release) as step:
+            backups = verify_backups(stack)
+            step.data.update(commit=backups.commit, dump=backups.dump)
+            head = stack.workspace.head()
+            if backups.commit != head:
+                raise BackupError(
+                    f"the backup set is of commit {backups.commit[:12]} but {head[:12]} is "
+                    "deployed: run the backup procedure again"
+                )
+        return deploy_release(stack, release, timeout_s)

@@ -22,6 +22,7 @@ from rollback_drill.errors import StackError
 from rollback_drill.target import Target
 
 RELEASE_FILE = "app/RELEASE"
+STATE_DIR = ".rollback"
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,14 @@ class Workspace:
     @property
     def env_file(self) -> Path:
         return self.root / ".env"
+
+    @property
+    def state_dir(self) -> Path:
+        """Operator state beside the checkout, never committed: the deployment lock, the
+        backup manifest and commit file, the rollback announcements (``.rollback/``)."""
+        path = self.root / STATE_DIR
+        path.mkdir(exist_ok=True)
+        return path
 
     def git(self, *args: str) -> str:
         return _git(self.root, *args)
@@ -103,7 +112,7 @@ def create_workspace(
     rel = target.releases
     try:
         _copy_tree(target.compose_dir, root, exclude)
-        (root / ".gitignore").write_text(".env\n*.backup\n__pycache__/\n")
+        (root / ".gitignore").write_text(f".env\n*.backup\n__pycache__/\n{STATE_DIR}/\n")
         _git(root, "init", "-q", "-b", "main")
         (root / RELEASE_FILE).write_text(rel.previous + "\n")
         _git(root, "add", "-A")

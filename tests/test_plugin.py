@@ -28,7 +28,7 @@ def probe(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.
 
 def test_defaults(probe: pytest.Pytester) -> None:
     res = probe.runpytest_subprocess("-s")
-    res.stdout.fnmatch_lines(["*RATE 40.0*", "*SCALE 60.0*", "*REQ False*"])
+    res.stdout.fnmatch_lines(["*RATE 40.0*", "*SCALE 10.0*", "*REQ False*"])
 
 
 def test_cli_beats_env_beats_ini(probe: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:

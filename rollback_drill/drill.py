@@ -1,0 +1,216 @@
+"""One drill's live instruments around a stack: load, collectors, baseline, monitor.
+
+``DrillRun`` is the synchronous harness every whole drill uses (and a script can use too):
+
+    with DrillRun(stack, policy, journal, rate=40) as run:   # load + collectors start
+        run.capture_baseline()                               # pre-hybrid, before any fault
+        run.deploy("hybrid")                                 # real deployment, monitor on
+        decision = run.monitor.wait_for_decision(...)
+    # leaving the block stops monitor, load and collectors, whatever happened
+
+The load generator is asyncio; it runs on its own event loop in a thread here, controlled
+thread-safely. The policy handed in is already time-scaled (``Policy.scaled``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Coroutine
+from concurrent.futures import Future
+from types import TracebackType
+from typing import Any, TypeVar
+
+from rollback_drill.baseline import Baseline
+from rollback_drill.deploy import deploy_release
+from rollback_drill.journal import Journal
+from rollback_drill.ledger import Ledger
+from rollback_drill.load import LoadConfig, LoadGenerator
+from rollback_drill.monitor import LiveSource, Monitor
+from rollback_drill.policy import Policy
+from rollback_drill.records import RecordStore
+from rollback_drill.report import Timeline
+from rollback_drill.signals.docker_events import DockerEventsCollector
+from rollback_drill.signals.docker_stats import DockerStatsCollector
+from rollback_drill.signals.redis_info import RedisInfoCollector
+from rollback_drill.signals.tickets import TicketCollector
+from rollback_drill.stack import Stack
+from rollback_drill.traffic import Category, Credentials
+from rollback_drill.wait import wait_until
+
+T = TypeVar("T")
+
+
+class BackgroundLoad:
+    """A :class:`LoadGenerator` on a private event loop in a daemon thread."""
+
+    def __init__(self, config: LoadConfig, store: RecordStore, ledger: Ledger) -> None:
+        self.generator = LoadGenerator(config, store=store, ledger=ledger)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="load", daemon=True)
+
+    def _call(self, coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
+        fut: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return fut.result(timeout)
+
+    def start(self) -> None:
+        self._thread.start()
+        self._call(self.generator.start())
+
+    def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
+        try:
+            self._call(self.generator.stop(), timeout=30)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            if not self._thread.is_alive():
+                self._loop.close()
+
+    def enable(self, category: Category) -> None:
+        self._loop.call_soon_threadsafe(self.generator.enable, category)
+
+    def disable(self, category: Category) -> None:
+        self._loop.call_soon_threadsafe(self.generator.disable, category)
+
+
+class DrillRun:
+    def __init__(
+        self,
+        stack: Stack,
+        policy: Policy,
+        journal: Journal,
+        *,
+        rate: float = 40.0,
+        tick_s: float = 1.0,
+    ) -> None:
+        self.stack = stack
+        self.policy = policy
+        self.journal = journal
+        self.rate = rate
+        self.tick_s = tick_s
+        self.store = RecordStore()
+        self.ledger = Ledger()
+        self.timeline = Timeline()
+        s = stack.target.services
+        self.events = DockerEventsCollector(stack.project)
+        self.stats = DockerStatsCollector(stack.project, (s.wsgi, s.asgi))
+        self.redis = RedisInfoCollector(stack.port(s.redis, stack.target.ports.redis))
+        self.tickets = TicketCollector()
+        self.source = LiveSource(
+            self.store, events=self.events, stats=self.stats, redis=self.redis, tickets=self.tickets
+        )
+        self.baseline: Baseline | None = None
+        self.monitor: Monitor | None = None
+        self.load: BackgroundLoad | None = None
+        self._stack = contextlib.ExitStack()
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    def __enter__(self) -> DrillRun:
+        try:
+            for collector in (self.events, self.stats, self.redis, self.tickets):
+                collector.start()
+                self._stack.callback(collector.stop)
+            secrets, users = self.stack.workspace.secrets, self.stack.target.users
+            config = LoadConfig(
+                self.stack.base_url,
+                rate=self.rate,
+                user=Credentials(users.user, secrets.user_password),
+                staff=Credentials(users.admin, secrets.admin_password),
+                disabled=frozenset({Category.WEBSOCKET}),  # pre-hybrid cannot serve WebSockets
+            )
+            self.load = BackgroundLoad(config, self.store, self.ledger)
+            self._stack.callback(self.load.stop)
+            self.load.start()
+            self.mark("load started")
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stack.close()
+
+    def mark(self, label: str, **data: Any) -> float:
+        """A timestamped marker for the timeline and the journal; returns its wall time."""
+        ev = self.journal.event("marker", label, **data)
+        self.timeline.mark(ev.wall, label)
+        return ev.wall
+
+    # ---- drill steps ---------------------------------------------------------------------
+    def capture_baseline(self, timeout_s: float = 120.0) -> Baseline:
+        """Wait until the baseline windows hold enough traffic, then capture the baseline."""
+        longest = max(self.policy.scale(b.window_s) for b in self.policy.baselines)
+        started = time.time()
+        wait_until(
+            lambda: (
+                time.time() - started >= longest
+                and self.store.window(None, time.time() - longest, time.time()).count > 0
+            ),
+            timeout_s=timeout_s,
+            what=f"{longest:.0f} s of baseline traffic",
+            interval_s=0.5,
+        )
+        self.baseline = Baseline.capture(self.policy, self.source, time.time())
+        self.journal.event(
+            "baseline",
+            "captured",
+            values={f"{v.baseline_id}@{v.scope}": v.value for v in self.baseline.values()},
+            problems=list(self.baseline.problems()),
+        )
+        self.mark("baseline captured")
+        return self.baseline
+
+    def start_monitor(self) -> Monitor:
+        """Start judging the stack as it is now: windows start here (see ``LiveSource``)."""
+        if self.baseline is None:
+            raise RuntimeError("capture the baseline before starting the monitor")
+        if self.monitor is None:
+            at = self.mark("monitor started")
+            self.source.not_before = at
+            self.monitor = Monitor(
+                self.policy,
+                self.baseline,
+                self.source,
+                self.journal,
+                tick_s=self.tick_s,
+                deployed_at=at,
+            )
+            self.monitor.start()
+            self._stack.callback(self.monitor.stop)
+        return self.monitor
+
+    def deploy(self, release: str, *, wait: bool = True) -> str:
+        """Deploy ``release`` for real, enable WebSocket traffic, then start the monitor."""
+        self.mark(f"deploy {release}")
+        commit = deploy_release(self.stack, release, wait=wait)
+        assert self.load is not None
+        self.load.enable(Category.WEBSOCKET)
+        self.mark(f"{release} deployed", commit=commit)
+        self.start_monitor()
+        return commit
+
+    def timeline_series(self, step_s: int = 1) -> Timeline:
+        """Error rate and P95 per second, memory ratio per app container, plus the markers."""
+        rng = self.store.time_range()
+        if rng is not None:
+            start, end = rng[0], rng[1] + 1
+            from rollback_drill.monitor import ERROR_OUTCOMES
+
+            rows = self.store.series(None, start, end, step_s)
+            self.timeline.series["error_rate"] = [
+                (w.start, w.share(*ERROR_OUTCOMES)) for w in rows if w.count
+            ]
+            self.timeline.series["p95_s"] = [
+                (w.start, w.p95_s) for w in rows if w.p95_s is not None
+            ]
+        clock = self.source.clock
+        for ts in self.stats.series.select("memory_ratio"):
+            name = ts.labels.get("service", "?") + "/" + ts.labels.get("container", "")[:12]
+            self.timeline.series[f"memory:{name}"] = [(clock.to_wall(t), v) for t, v in ts]
+        return self.timeline

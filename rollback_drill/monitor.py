@@ -1,0 +1,233 @@
+"""The monitor: live signals in, the policy's decisions out, about once a second.
+
+:class:`LiveSource` answers the evaluator's readings (``rollback_drill.metrics`` names) from the
+load generator's record store, the signal collectors and the drill's probes (integrity and
+security findings). :class:`Monitor` ticks the evaluator on a thread, keeps every decision
+with its wall-clock time, journals it, and lets a drill wait for the first decision of a kind.
+
+Clocks: the record store and the evaluator use wall-clock epoch seconds; the collectors use
+monotonic seconds, converted through their shared :class:`~rollback_drill.signals.series.Clock`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from rollback_drill.baseline import Baseline
+from rollback_drill.decisions import Decision, Reading
+from rollback_drill.evaluator import Evaluator
+from rollback_drill.journal import Journal
+from rollback_drill.metrics import Metric, Scope, ScopeKind
+from rollback_drill.policy import Policy
+from rollback_drill.records import Outcome, RecordStore
+from rollback_drill.signals.docker_events import DockerEventsCollector
+from rollback_drill.signals.docker_stats import DockerStatsCollector
+from rollback_drill.signals.redis_info import RedisInfoCollector
+from rollback_drill.signals.series import DEFAULT_CLOCK, Clock
+from rollback_drill.signals.tickets import TicketCollector
+from rollback_drill.wait import wait_for
+
+ERROR_OUTCOMES = (Outcome.SERVER_ERROR, Outcome.CONNECT_ERROR, Outcome.TIMEOUT)
+NO_DATA = Reading(None, 0)
+
+
+@dataclass
+class Findings:
+    """Timestamped results of the drill's own probes (integrity checks, security probe)."""
+
+    runs: list[tuple[float, int]] = field(default_factory=list)  # (wall time, findings)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, found: int, wall: float | None = None) -> None:
+        with self.lock:
+            self.runs.append((time.time() if wall is None else wall, found))
+
+    def reading(self, start: float, end: float) -> Reading:
+        with self.lock:
+            inside = [n for t, n in self.runs if start < t <= end]
+        return Reading(float(sum(inside)), len(inside)) if inside else NO_DATA
+
+
+@dataclass
+class LiveSource:
+    records: RecordStore
+    events: DockerEventsCollector | None = None
+    stats: DockerStatsCollector | None = None
+    redis: RedisInfoCollector | None = None
+    tickets: TicketCollector | None = None
+    integrity: Findings = field(default_factory=Findings)
+    security: Findings = field(default_factory=Findings)
+    clock: Clock = DEFAULT_CLOCK
+    # Windows never reach back before this wall time: the monitor judges the deployed release,
+    # not the deployment's own build-and-restart minutes (the plan: "within 2 hours of
+    # deployment"). None while capturing the baseline.
+    not_before: float | None = None
+
+    def read(self, metric: str, scope: Scope, window_s: float, now: float) -> Reading:
+        start = now - window_s
+        if self.not_before is not None:
+            start = max(start, self.not_before)
+            if start >= now:
+                return NO_DATA
+        m = Metric(metric)
+        if m in _RECORD_METRICS:
+            category = scope.name if scope.kind == ScopeKind.CATEGORY else None
+            st = self.records.window(category, start, now)
+            if not st.count:
+                return NO_DATA
+            value = _RECORD_METRICS[m](st)
+            return NO_DATA if value is None else Reading(value, st.count)
+        mono_start, mono_end = self.clock.from_wall(start), self.clock.from_wall(now)
+        if m is Metric.INTEGRITY_VIOLATIONS:
+            return self.integrity.reading(start, now)
+        if m is Metric.SECURITY_FINDINGS:
+            return self.security.reading(start, now)
+        if m is Metric.CONTAINER_RESTARTS:
+            if self.events is None or not self.events.running:
+                return NO_DATA
+            n = self.events.count("restarts", scope.name, mono_start, mono_end)
+            return Reading(float(n), 1)
+        if m is Metric.MEMORY_USAGE_RATIO:
+            return self._memory(scope.name, mono_start, mono_end)
+        if m is Metric.CACHE_HIT_RATE:
+            if self.redis is None:
+                return NO_DATA
+            rate = self.redis.hit_rate(mono_start, mono_end)
+            hits = self.redis.series.increase("keyspace_hits", mono_start, mono_end) or 0
+            misses = self.redis.series.increase("keyspace_misses", mono_start, mono_end) or 0
+            return NO_DATA if rate is None else Reading(rate, int(hits + misses))
+        if m is Metric.SUPPORT_TICKETS:
+            if self.tickets is None:
+                return NO_DATA
+            return Reading(float(self.tickets.count(mono_start, mono_end)), 1)
+        return NO_DATA
+
+    def _memory(self, service: str | None, start: float, end: float) -> Reading:
+        if self.stats is None or service is None:
+            return NO_DATA
+        worst: float | None = None
+        samples = 0
+        for ts in self.stats.series.select("memory_ratio", service=service):
+            values = ts.values(start, end)
+            if values:
+                mean = sum(values) / len(values)
+                worst = mean if worst is None else max(worst, mean)
+                samples += len(values)
+        return NO_DATA if worst is None else Reading(worst, samples)
+
+
+_RECORD_METRICS: dict[Metric, Callable[..., float | None]] = {
+    Metric.ERROR_RATE: lambda st: st.share(*ERROR_OUTCOMES),
+    Metric.DB_CONNECTION_FAILURE_RATE: lambda st: st.db_connection_failure_share,
+    Metric.P95_LATENCY: lambda st: st.p95_s,
+    Metric.AUTH_FAILURE_RATE: lambda st: st.auth_failure_share,
+    Metric.REDIS_CONNECTION_FAILURES: lambda st: float(st.redis_connection_failures),
+    Metric.WEBSOCKET_DISCONNECT_RATE: lambda st: st.ws_disconnect_share,
+}
+
+
+class Monitor:
+    """Ticks an :class:`Evaluator` on a thread; decisions are kept, journaled and awaitable."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        baseline: Baseline,
+        source: LiveSource,
+        journal: Journal | None = None,
+        *,
+        tick_s: float = 1.0,
+        deployed_at: float | None = None,
+    ) -> None:
+        self.policy = policy
+        self.source = source
+        self.journal = journal
+        self.tick_s = tick_s
+        self.evaluator = Evaluator(policy, baseline, deployed_at=deployed_at)
+        self.decisions: list[Decision] = []
+        self.ticks = 0
+        self.cpu_s = 0.0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def tick(self, now: float | None = None) -> list[Decision]:
+        cpu0 = time.thread_time()
+        new = self.evaluator.tick(time.time() if now is None else now, self.source)
+        with self._lock:
+            self.decisions.extend(new)
+            self.ticks += 1
+            self.cpu_s += time.thread_time() - cpu0
+        for d in new:
+            if self.journal is not None:
+                self.journal.event(
+                    "decision",
+                    d.trigger_id,
+                    decision=d.kind.value,
+                    action=d.action.value,
+                    severity=d.severity.value,
+                    measured_value=d.value,
+                    threshold=d.threshold,
+                    scope=str(d.scope),
+                    message=d.message,
+                    at=d.time,
+                )
+        return new
+
+    def _run(self) -> None:
+        next_tick = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except BaseException as exc:  # surfaced by wait_for_decision / stop
+                self.error = exc
+                return
+            next_tick += self.tick_s
+            self._stop.wait(max(0.0, next_tick - time.monotonic()))
+
+    def start(self) -> Monitor:
+        self._thread = threading.Thread(target=self._run, name="monitor", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self.error is not None:
+            raise self.error
+
+    def __enter__(self) -> Monitor:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def snapshot(self) -> list[Decision]:
+        with self._lock:
+            return list(self.decisions)
+
+    def wait_for_decision(
+        self, accept: Callable[[Decision], bool], *, timeout_s: float, what: str
+    ) -> Decision:
+        """Poll the decisions until one is accepted; the timeout names the last decisions seen."""
+
+        def first() -> Decision | None:
+            if self.error is not None:
+                raise self.error
+            return next((d for d in self.snapshot() if accept(d)), None)
+
+        found = wait_for(
+            first,
+            lambda d: d is not None,
+            timeout_s=timeout_s,
+            what=what,
+            interval_s=0.2,
+            hint=f"decisions so far: {[f'{d.trigger_id}:{d.kind}' for d in self.snapshot()]}",
+        )
+        assert found is not None
+        return found
