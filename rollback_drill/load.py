@@ -1,0 +1,368 @@
+"""Open-model, fixed-rate load generator (asyncio) -- no coordinated omission.
+
+Request ``i`` is *scheduled* at ``t0 + i / rate`` whatever the target does, and its latency is
+measured from that scheduled time to the end of the request (the SSE ``event: end``, the
+WebSocket close). Concurrency is bounded by a pool of ``max_concurrency`` workers: when all
+are busy, due requests wait, their queueing counts in their latency (``started - scheduled``
+is kept on every record), and the schedule does not slip -- a stalled target does not lower
+the number of scheduled requests. The category of each request comes from the
+:class:`~rollback_drill.traffic.Mix` at send time, so enabling ``websocket`` after the hybrid
+deploy takes effect at once.
+
+Client: HTTP and SSE go through :mod:`rollback_drill.http1`, a small keep-alive HTTP/1.1
+client on httptools' C parser; WebSockets through ``websockets``. Chosen by measurement on this
+project's 2-core machine (``bench/README.md``): a bare saturated client loop did ~600 requests
+per CPU-second with httpx, ~12,500 with aiohttp, ~37,000 (asyncio) / ~90,000 (uvloop) with the
+lean protocol client; inside the whole generator aiohttp came out at 0.7-1.0x Locust's
+FastHttpUser per core, short of the 1.5x goal, the lean client well above it. The generator
+runs on whatever event loop the caller has; uvloop is an optional speed-up.
+
+Only loopback targets are accepted (``127.0.0.0/8``, ``::1``, ``localhost``): any other host
+raises :class:`~rollback_drill.errors.TargetError` before a socket is opened.
+
+Usage::
+
+    config = LoadConfig("http://127.0.0.1:8080", rate=50, user=Credentials("drill", "pw"),
+                        staff=Credentials("admin", "pw"),
+                        disabled=frozenset({Category.WEBSOCKET}))
+    async with LoadGenerator(config) as gen:    # logs the virtual users in, starts sending
+        ...                                     # gen.store.window(...), gen.enable(...)
+    # leaving the block stops cleanly: no task left, connections closed
+
+or ``stats = await LoadGenerator(config).run(duration_s=30)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from urllib.parse import urlsplit
+
+from rollback_drill.actions import Actions, ActionSettings
+from rollback_drill.errors import TargetError
+from rollback_drill.http1 import Http1Pool
+from rollback_drill.ledger import Ledger
+from rollback_drill.records import RecordStore, RequestRecord
+from rollback_drill.traffic import (
+    CRUD_WEIGHTS,
+    DEFAULT_WEIGHTS,
+    STREAM_EVENTS,
+    STREAM_INTERVAL_MS,
+    WS_ECHOES,
+    Category,
+    Credentials,
+    CrudOp,
+    Mix,
+)
+
+__all__ = ["LoadConfig", "LoadGenerator", "LoadStats", "require_loopback"]
+
+
+def require_loopback(base_url: str) -> str:
+    """``base_url`` without a trailing slash, or TargetError if it is not a loopback URL."""
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    if parts.scheme != "http":
+        raise TargetError(f"load target {base_url!r}: scheme must be http (loopback, no TLS)")
+    if host != "localhost":
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise TargetError(
+                f"load target {base_url!r}: host {host!r} is not loopback "
+                "(only 127.0.0.0/8, ::1 or localhost may receive drill traffic)"
+            )
+    return base_url.rstrip("/")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadConfig:
+    """What to send, how fast, to whom. ``rate`` is the total of all enabled categories."""
+
+    base_url: str
+    rate: float
+    user: Credentials
+    staff: Credentials | None = None
+    weights: Mapping[Category, int] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    disabled: frozenset[Category] = frozenset()
+    crud_weights: Mapping[CrudOp, int] = field(default_factory=lambda: dict(CRUD_WEIGHTS))
+    max_concurrency: int = 64
+    virtual_users: int = 4
+    timeout_s: float = 10.0
+    connect_timeout_s: float = 3.0
+    stream_events: int = STREAM_EVENTS
+    stream_interval_ms: int = STREAM_INTERVAL_MS
+    ws_echoes: int = WS_ECHOES
+
+    def __post_init__(self) -> None:
+        require_loopback(self.base_url)
+        if not (self.rate > 0 and math.isfinite(self.rate)):
+            raise ValueError(f"rate must be a positive number of requests/s, got {self.rate!r}")
+        if self.max_concurrency < 1 or self.virtual_users < 1:
+            raise ValueError("max_concurrency and virtual_users must be >= 1")
+        if self.timeout_s <= 0 or self.connect_timeout_s <= 0:
+            raise ValueError("timeouts must be > 0")
+        admin_wanted = (
+            self.weights.get(Category.ADMIN, 0) > 0 and Category.ADMIN not in self.disabled
+        )
+        if self.staff is None and admin_wanted:
+            raise ValueError("the admin category needs staff credentials (or weight 0)")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadStats:
+    """Counters of one run. ``scheduled`` counts slots whose time has come (or came before
+    the stop); ``unsent`` of them never left because the concurrency bound stayed saturated;
+    ``skipped`` found every category disabled."""
+
+    scheduled: int
+    sent: int
+    completed: int
+    in_flight: int
+    unsent: int
+    skipped: int
+    abandoned: int
+    relogins: int
+    max_queued_s: float
+    elapsed_s: float
+
+    @property
+    def achieved_rate(self) -> float:
+        return self.completed / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+class LoadGenerator:
+    """Fixed-rate, open-model traffic; see the module docstring."""
+
+    def __init__(
+        self,
+        config: LoadConfig,
+        *,
+        store: RecordStore | None = None,
+        ledger: Ledger | None = None,
+    ) -> None:
+        self.config = config
+        self.base_url = require_loopback(config.base_url)
+        self.store = store if store is not None else RecordStore()
+        self.ledger = ledger if ledger is not None else Ledger()
+        self.mix = Mix(config.weights, disabled=config.disabled)
+        self._interval = 1.0 / config.rate
+        self._http: Http1Pool | None = None
+        self._actions: Actions | None = None
+        self._workers: list[asyncio.Task[None]] = []
+        self._sleepers: set[asyncio.Future[None]] = set()
+        self._t0 = 0.0
+        self._t_end = math.inf
+        self._wall_offset = 0.0
+        self._next_slot = 0
+        self._sent = 0
+        self._completed = 0
+        self._skipped = 0
+        self._abandoned = 0
+        self._max_queued = 0.0
+        self._stopped_at: float | None = None
+        self._started = False
+
+    # -- control -----------------------------------------------------------------------------
+
+    def enable(self, category: Category) -> None:
+        if category is Category.ADMIN and self.config.staff is None:
+            raise ValueError("the admin category needs staff credentials")
+        self.mix.enable(category)
+
+    def disable(self, category: Category) -> None:
+        self.mix.disable(category)
+
+    async def start(self, duration_s: float | None = None) -> None:
+        """Open the client, log the virtual users in, then start the schedule."""
+        if self._started:
+            raise RuntimeError("this LoadGenerator was already started")
+        self._started = True
+        cfg = self.config
+        parts = urlsplit(self.base_url)
+        self._http = Http1Pool(
+            parts.hostname or "127.0.0.1", parts.port or 80, connect_timeout_s=cfg.connect_timeout_s
+        )
+        try:
+            self._actions = Actions(
+                self.base_url,
+                self._http,
+                user=cfg.user,
+                staff=cfg.staff,
+                ledger=self.ledger,
+                virtual_users=cfg.virtual_users,
+                settings=ActionSettings(
+                    timeout_s=cfg.timeout_s,
+                    connect_timeout_s=cfg.connect_timeout_s,
+                    stream_events=cfg.stream_events,
+                    stream_interval_ms=cfg.stream_interval_ms,
+                    ws_echoes=cfg.ws_echoes,
+                ),
+                crud_weights=cfg.crud_weights,
+            )
+            await self._actions.setup()
+        except BaseException:
+            await self._http.close()
+            raise
+        self._t0 = time.perf_counter()
+        self._wall_offset = time.time() - self._t0
+        if duration_s is not None:
+            self._t_end = self._t0 + duration_s
+        self._workers = [
+            asyncio.create_task(self._worker(), name=f"load-worker-{n}")
+            for n in range(cfg.max_concurrency)
+        ]
+
+    async def wait(self, timeout_s: float | None = None) -> None:
+        """Until every worker is done (a run with a duration), or ``timeout_s`` passed."""
+        if self._workers:
+            await asyncio.wait(self._workers, timeout=timeout_s)
+
+    async def stop(self, grace_s: float | None = None) -> LoadStats:
+        """Stop now: nothing new is sent (due slots not yet sent count as ``unsent``); requests
+        in flight may finish (up to ``grace_s``, default the request timeout + 1 s), the rest
+        are cancelled; every connection is closed."""
+        if self._stopped_at is None:
+            self._stopped_at = time.perf_counter()
+            self._t_end = min(self._t_end, self._stopped_at)
+        for sleeper in list(self._sleepers):
+            if not sleeper.done():
+                sleeper.set_result(None)
+        grace = self.config.timeout_s + 1.0 if grace_s is None else grace_s
+        if self._workers:
+            _, pending = await asyncio.wait(self._workers, timeout=grace)
+            for task in pending:
+                task.cancel()
+            self._abandoned += len(pending)
+            outcomes = await asyncio.gather(*self._workers, return_exceptions=True)
+            errors = [e for e in outcomes if isinstance(e, Exception)]
+        else:
+            errors = []
+        if self._http is not None:
+            await self._http.close()
+        self.store.flush()
+        if errors:  # a bug, not a target failure: never hide it
+            raise errors[0]
+        return self.stats
+
+    async def run(self, duration_s: float) -> LoadStats:
+        """Start, send for ``duration_s``, drain, stop."""
+        await self.start(duration_s)
+        try:
+            await self.wait(duration_s + self.config.timeout_s + 1.0)
+        finally:
+            stats = await self.stop()
+        return stats
+
+    async def __aenter__(self) -> LoadGenerator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def stats(self) -> LoadStats:
+        now = time.perf_counter()
+        horizon = min(now, self._t_end)
+        scheduled = 0
+        if self._workers and horizon > self._t0:
+            scheduled = math.ceil((horizon - self._t0) / self._interval)
+        in_flight = self._sent - self._completed
+        relogins = self._actions.relogins if self._actions is not None else 0
+        elapsed = (self._stopped_at or now) - self._t0 if self._workers else 0.0
+        unsent = max(0, scheduled - self._sent - self._skipped)
+        return LoadStats(
+            scheduled=scheduled,
+            sent=self._sent,
+            completed=self._completed,
+            in_flight=in_flight,
+            unsent=unsent,
+            skipped=self._skipped,
+            abandoned=self._abandoned,
+            relogins=relogins,
+            max_queued_s=self._max_queued,
+            elapsed_s=elapsed,
+        )
+
+    def to_wall(self, perf_time: float) -> float:
+        """Epoch seconds of a ``time.perf_counter()`` reading of this run."""
+        return perf_time + self._wall_offset
+
+    # -- the schedule ------------------------------------------------------------------------
+
+    async def _sleep_until(self, due: float) -> None:
+        """Sleep until ``due`` (perf_counter); woken early only by ``stop``. Re-sleeps after an
+        early timer (uvloop rounds timers to whole milliseconds)."""
+        loop = asyncio.get_running_loop()
+        while self._stopped_at is None and (delay := due - time.perf_counter()) > 0:
+            waiter: asyncio.Future[None] = loop.create_future()
+            handle = loop.call_later(delay, _wake, waiter)
+            self._sleepers.add(waiter)
+            try:
+                await waiter
+            finally:
+                handle.cancel()
+                self._sleepers.discard(waiter)
+
+    async def _worker(self) -> None:
+        actions = self._actions
+        assert actions is not None
+        store = self.store
+        perf = time.perf_counter
+        while True:
+            slot = self._next_slot
+            due = self._t0 + slot * self._interval
+            if due >= self._t_end:
+                return
+            self._next_slot = slot + 1
+            await self._sleep_until(due)
+            if self._stopped_at is not None:  # stop() sends nothing new, not even the backlog
+                return
+            category = self.mix.next()
+            if category is None:
+                self._skipped += 1
+                continue
+            started = perf()
+            queued = started - due
+            if queued > self._max_queued:
+                self._max_queued = queued
+            self._sent += 1
+            result = await actions.run(category)
+            ended = perf()
+            self._completed += 1
+            offset = self._wall_offset
+            store.append(
+                RequestRecord(
+                    category,
+                    due + offset,
+                    started + offset,
+                    ended + offset,
+                    ended - due,
+                    result.outcome,
+                    result.status,
+                    result.served_by,
+                    result.release,
+                    result.failure_cause,
+                    result.write_id,
+                )
+            )
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

@@ -1,0 +1,169 @@
+"""The record store: classification, windows, percentiles (against HdrHistogram itself),
+series, compaction, JSON-lines journal, thread safety."""
+
+from __future__ import annotations
+
+import random
+import threading
+from pathlib import Path
+
+import pytest
+from hdrh.histogram import HdrHistogram
+
+from rollback_drill.records import (
+    Outcome,
+    RecordStore,
+    RequestRecord,
+    classify_status,
+    read_records,
+)
+
+T0 = 1_700_000_000.0
+
+
+def rec(
+    ended: float,
+    latency_s: float = 0.01,
+    outcome: Outcome = Outcome.OK,
+    category: str = "crud",
+    cause: str | None = None,
+    status: int | None = 200,
+) -> RequestRecord:
+    scheduled = ended - latency_s
+    return RequestRecord(
+        category, scheduled, scheduled, ended, latency_s, outcome, status, "wsgi", "v1", cause
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "authenticated", "expected"),
+    [
+        (200, True, Outcome.OK),
+        (201, False, Outcome.OK),
+        (302, True, Outcome.OK),
+        (401, True, Outcome.AUTH_FAILURE),
+        (403, True, Outcome.AUTH_FAILURE),
+        (401, False, Outcome.CLIENT_ERROR),
+        (404, True, Outcome.CLIENT_ERROR),
+        (429, True, Outcome.CLIENT_ERROR),
+        (500, True, Outcome.SERVER_ERROR),
+        (503, False, Outcome.SERVER_ERROR),
+    ],
+)
+def test_classify_status(status: int, authenticated: bool, expected: Outcome) -> None:
+    assert classify_status(status, authenticated=authenticated) is expected
+
+
+def test_window_counts_shares_and_causes() -> None:
+    store = RecordStore()
+    for i in range(80):
+        store.append(rec(T0 + i * 0.1))  # 8 s of ok
+    for i in range(10):
+        store.append(rec(T0 + 2 + i * 0.1, outcome=Outcome.SERVER_ERROR, cause="db-connection"))
+    for i in range(5):
+        store.append(rec(T0 + 3 + i * 0.1, outcome=Outcome.AUTH_FAILURE, status=401))
+    for _ in range(4):
+        store.append(rec(T0 + 4, outcome=Outcome.SERVER_ERROR, cause="redis-connection"))
+    store.append(rec(T0 + 5, outcome=Outcome.WS_DISCONNECT, category="websocket", status=101))
+
+    w = store.window("crud", T0, T0 + 10)
+    assert w.count == 99
+    assert w.outcomes == {Outcome.OK: 80, Outcome.SERVER_ERROR: 14, Outcome.AUTH_FAILURE: 5}
+    assert w.error_share == pytest.approx(19 / 99)
+    assert w.auth_failure_share == pytest.approx(5 / 99)
+    assert w.db_connection_failures == 10
+    assert w.db_connection_failure_share == pytest.approx(10 / 99)
+    assert w.redis_connection_failures == 4
+    both = store.window(None, T0, T0 + 10)
+    assert both.count == 100 and both.outcomes[Outcome.WS_DISCONNECT] == 1
+    ws = store.window("websocket", T0, T0 + 10)
+    assert ws.ws_disconnect_share == 1.0
+    # window boundaries are by completion time, half-open, whole seconds
+    assert store.window("crud", T0, T0 + 1).count == 10
+    assert store.window("crud", T0 + 2, T0 + 3).count == 20
+
+
+def test_empty_window() -> None:
+    w = RecordStore().window(None, T0, T0 + 60)
+    assert w.count == 0 and w.p95_s is None and w.error_share == 0.0 and w.outcomes == {}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_percentiles_match_hdrhistogram(seed: int) -> None:
+    rng = random.Random(seed)
+    store = RecordStore()
+    hist = HdrHistogram(1, 3_600_000_000, 3)
+    for i in range(5000):
+        latency = rng.lognormvariate(-3, 1)  # ~50 ms median, long tail
+        store.append(rec(T0 + i * 0.01, latency_s=latency))
+        hist.record_value(int(latency * 1_000_000))
+    w = store.window(None, T0, T0 + 100)
+    assert w.p50_s == hist.get_value_at_percentile(50) / 1e6
+    assert w.p95_s == hist.get_value_at_percentile(95) / 1e6
+    assert w.p99_s == hist.get_value_at_percentile(99) / 1e6
+    assert w.max_s == hist.get_max_value() / 1e6
+
+
+def test_percentiles_of_a_known_distribution_are_within_a_tenth_of_a_percent() -> None:
+    store = RecordStore()
+    for ms in range(1, 1001):  # 1..1000 ms, one each
+        store.append(rec(T0 + ms / 1000, latency_s=ms / 1000))
+    w = store.window(None, T0, T0 + 2)
+    assert w.p50_s == pytest.approx(0.500, rel=1e-3)
+    assert w.p95_s == pytest.approx(0.950, rel=1e-3)
+    assert w.p99_s == pytest.approx(0.990, rel=1e-3)
+    assert w.max_s == pytest.approx(1.000, rel=1e-3)
+
+
+def test_series_has_one_point_per_second() -> None:
+    store = RecordStore()
+    for second in range(5):
+        for _ in range(second + 1):
+            store.append(rec(T0 + second + 0.5, latency_s=0.1 * (second + 1)))
+    series = store.series("crud", T0, T0 + 5)
+    assert [p.count for p in series] == [1, 2, 3, 4, 5]
+    assert [p.start for p in series] == [T0 + s for s in range(5)]
+    assert [round(p.p95_s or 0, 2) for p in series] == [0.1, 0.2, 0.3, 0.4, 0.5]
+
+
+def test_old_buckets_are_compacted_to_minutes_and_memory_is_bounded() -> None:
+    store = RecordStore(fine_retention_s=120)
+    for second in range(600):
+        for n in range(20):
+            store.append(rec(T0 + second + n / 20, latency_s=0.001 * (1 + n % 5)))
+    fine = sum(len(b) for b in store._fine.values())
+    coarse = sum(len(b) for b in store._coarse.values())
+    assert fine <= 120 + 60 and coarse <= 600 // 60
+    # every record is still counted, with minute resolution for the old part
+    assert store.window(None, T0, T0 + 600).count == 12_000
+    assert store.total == 12_000
+    # histograms stay sparse: 5 distinct latencies, whatever the number of requests
+    assert all(len(b.hist) <= 5 for b in store._coarse["crud"].values())
+
+
+def test_journal_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "records.jsonl"
+    store = RecordStore(journal=path)
+    originals = [rec(T0 + i, outcome=o) for i, o in enumerate(Outcome)]
+    store.extend(originals)
+    store.close()
+    loaded = list(read_records(path))
+    assert loaded == originals
+    replayed = RecordStore()
+    replayed.extend(loaded)
+    assert replayed.window(None, T0, T0 + 100) == store.window(None, T0, T0 + 100)
+
+
+def test_append_is_thread_safe() -> None:
+    store = RecordStore()
+
+    def writer(offset: int) -> None:
+        for i in range(2000):
+            store.append(rec(T0 + (i % 10) + offset * 0.01))
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    while any(t.is_alive() for t in threads):
+        store.window(None, T0, T0 + 10)  # concurrent reads
+    assert store.window(None, T0, T0 + 10).count == 8000
