@@ -3,6 +3,8 @@
 pytest_plugins = [
     "fixtures.options",
     "fixtures.stack",
+    "fixtures.outcomes",
     "fixtures.report",
     "fixtures.drill",
+    "fixtures.rollback",
 ]

@@ -18,8 +18,6 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Coroutine
-from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -27,7 +25,7 @@ from rollback_drill.baseline import Baseline
 from rollback_drill.deploy import deploy_release
 from rollback_drill.journal import Journal
 from rollback_drill.ledger import Ledger
-from rollback_drill.load import LoadConfig, LoadGenerator
+from rollback_drill.load import LoadConfig, LoadGenerator, LoadStats
 from rollback_drill.monitor import LiveSource, Monitor
 from rollback_drill.policy import Policy
 from rollback_drill.records import RecordStore
@@ -38,43 +36,71 @@ from rollback_drill.signals.redis_info import RedisInfoCollector
 from rollback_drill.signals.tickets import TicketCollector
 from rollback_drill.stack import Stack
 from rollback_drill.traffic import Category, Credentials
-from rollback_drill.wait import wait_until
+from rollback_drill.wait import wait_for, wait_until
 
 T = TypeVar("T")
 
 
 class BackgroundLoad:
-    """A :class:`LoadGenerator` on a private event loop in a daemon thread."""
+    """The open-model load generator on its own event loop thread, for synchronous drills."""
 
-    def __init__(self, config: LoadConfig, store: RecordStore, ledger: Ledger) -> None:
+    def __init__(
+        self, config: LoadConfig, store: RecordStore | None = None, ledger: Ledger | None = None
+    ) -> None:
         self.generator = LoadGenerator(config, store=store, ledger=ledger)
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="load", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="drill-load", daemon=True
+        )
+        self._stats: LoadStats | None = None
+        self._stopped = False
 
-    def _call(self, coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
-        fut: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        return fut.result(timeout)
+    @property
+    def ledger(self) -> Ledger:
+        return self.generator.ledger
 
-    def start(self) -> None:
+    def start(self) -> BackgroundLoad:
         self._thread.start()
-        self._call(self.generator.start())
-
-    def stop(self) -> None:
-        if not self._thread.is_alive():
-            return
         try:
-            self._call(self.generator.stop(), timeout=30)
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
-            if not self._thread.is_alive():
-                self._loop.close()
+            asyncio.run_coroutine_threadsafe(self.generator.start(), self._loop).result(timeout=60)
+        except BaseException:
+            self._close_loop()
+            raise
+        return self
+
+    def stop(self) -> LoadStats | None:
+        """Stop sending (idempotent); the run's counters, or None if it never started."""
+        if not self._stopped:
+            self._stopped = True
+            future = asyncio.run_coroutine_threadsafe(self.generator.stop(), self._loop)
+            try:
+                self._stats = future.result(timeout=60)
+            finally:
+                self._close_loop()
+        return self._stats
+
+    def _close_loop(self) -> None:
+        self._stopped = True
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        if not self._thread.is_alive():
+            self._loop.close()
 
     def enable(self, category: Category) -> None:
         self._loop.call_soon_threadsafe(self.generator.enable, category)
 
     def disable(self, category: Category) -> None:
         self._loop.call_soon_threadsafe(self.generator.disable, category)
+
+    def wait_for_writes(self, count: int, *, after: float = 0.0, timeout_s: float = 60.0) -> int:
+        """Poll until ``count`` writes were acknowledged at or after ``after`` (epoch s)."""
+        return wait_for(
+            lambda: len(self.ledger.acked_after(after)),
+            lambda n: n >= count,
+            timeout_s=timeout_s,
+            what=f"{count} acknowledged writes from the load",
+            interval_s=0.2,
+        )
 
 
 class DrillRun:

@@ -1,0 +1,50 @@
+"""The rollback executor: the plan's phases 1-5 run for real on the stack, timed, recorded.
+
+=============  ==================================================================
+``budgets``    the phases as data: titles, the plan's budgets, accepted sequences
+``context``    :class:`RollbackContext`: inputs and the state phases hand on
+``steps``      :class:`PhaseRun`: every step recorded (command, exit, duration, tail)
+``phase1-5``   one module per phase of the plan's Rollback Procedure
+``nginx``      restoring nginx's config with ``nginx -t`` before it is loaded
+``health``     the smoke test and full health check the plan calls but never defines
+``executor``   :func:`run_rollback` and :class:`RollbackResult`
+``measure``    medians of phase durations over JUnit reports
+=============  ==================================================================
+
+Usage::
+
+    ctx = RollbackContext(stack, reason="error rate > 10 %", sink=FileSink(path),
+                          defects=DefectLog(journal))
+    result = run_rollback(ctx, (1, 3, 4))
+    result.time_to_rollback_s, result.over_budget(), result.defects
+"""
+
+from __future__ import annotations
+
+from rollback_drill.rollback.budgets import (
+    PHASES,
+    SEQUENCES,
+    SUCCESS_CRITERION_S,
+    PhaseSpec,
+    budget_s,
+    sequence_budget_s,
+    validate_sequence,
+)
+from rollback_drill.rollback.context import RollbackContext
+from rollback_drill.rollback.executor import RollbackResult, run_rollback
+from rollback_drill.rollback.steps import PhaseResult, StepResult
+
+__all__ = [
+    "PHASES",
+    "SEQUENCES",
+    "SUCCESS_CRITERION_S",
+    "PhaseResult",
+    "PhaseSpec",
+    "RollbackContext",
+    "RollbackResult",
+    "StepResult",
+    "budget_s",
+    "run_rollback",
+    "sequence_budget_s",
+    "validate_sequence",
+]

@@ -1,0 +1,51 @@
+"""What a rollback carries from phase to phase: the stack, its backups, lock, sink and defects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rollback_drill.announce import Announcement, AnnouncementSink
+from rollback_drill.backup import BackupSet, load_backups
+from rollback_drill.defects import DefectLog
+from rollback_drill.lock import DeploymentLock, LockInfo
+from rollback_drill.stack import Stack
+
+__all__ = ["RollbackContext"]
+
+
+@dataclass
+class RollbackContext:
+    """The inputs of a rollback and the state its phases hand on.
+
+    ``probe_plan``: before the corrected step, run (or dry-run) the plan's step as written where
+    that is harmless, and record a plan defect when it fails -- the drills' default; set it to
+    False to run only the corrected steps.
+    """
+
+    stack: Stack
+    reason: str
+    sink: AnnouncementSink
+    defects: DefectLog
+    backups: BackupSet | None = None
+    holder: str = "rollback"
+    probe_plan: bool = True
+    sequence: tuple[int, ...] = ()  # set by the executor
+    # state handed from phase to phase
+    lock_info: LockInfo | None = None
+    announcement: Announcement | None = None
+    code_rolled_back: bool = False
+    observed: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return "→".join(map(str, self.sequence))
+
+    @property
+    def lock(self) -> DeploymentLock:
+        return DeploymentLock.for_stack(self.stack)
+
+    def backup_set(self) -> BackupSet:
+        """The stack's backup set (from its manifest unless given)."""
+        if self.backups is None:
+            self.backups = load_backups(self.stack)
+        return self.backups
