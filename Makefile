@@ -14,6 +14,8 @@ lint: bootstrap
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
+	.venv/bin/zizmor --offline --quiet .github/workflows/
+	.venv/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 unit: bootstrap
 	$(PYTEST) tests/ -q $(ARGS)

@@ -1,0 +1,230 @@
+"""The plan's Rollback Validation Checklist, item by item, each with its measured evidence.
+
+    - [ ] All containers are healthy (docker-compose ps)
+    - [ ] Database connection successful          - [ ] Redis connection successful
+    - [ ] Health endpoint returns 200             - [ ] Admin panel accessible (/admin/)
+    - [ ] User login works                        - [ ] API endpoints return expected data
+    - [ ] Error rate < 1%                         - [ ] P95 latency back to baseline
+    - [ ] No error spikes in logs
+
+Thresholds that the plan states in this checklist ("< 1 %") live in :data:`CHECKLIST`; "back
+to baseline" reuses the policy's own degradation threshold (P95 above 1.5x baseline is where
+the plan starts to worry), so no number is invented twice.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psycopg
+import redis
+
+from checks.base import CheckResult
+from rollback_drill.baseline import Baseline
+from rollback_drill.client import AppClient
+from rollback_drill.metrics import Scope, ScopeKind
+from rollback_drill.monitor import ERROR_OUTCOMES
+from rollback_drill.policy import Policy
+from rollback_drill.records import RecordStore
+from rollback_drill.stack import Stack
+
+
+@dataclass(frozen=True)
+class ChecklistLimits:
+    max_error_rate: float = 0.01  # "Error rate < 1%"
+    p95_rule: str = "performance_degradation"  # "P95 latency back to baseline": not degraded
+    p95_category: str = "crud"
+    log_error_pattern: str = r"(Traceback|\bERROR\b|\[error\]|\[crit\]|\[emerg\])"
+    min_requests: int = 20  # under this the error-rate item has no evidence and fails
+
+
+CHECKLIST = ChecklistLimits()
+
+
+def containers_healthy(stack: Stack) -> CheckResult:
+    rows = stack.ps()
+    states = {
+        row["Name"]: row.get("Health") or row.get("State", "?")
+        for row in rows
+        if row.get("State") == "running"
+    }
+    stopped = [row["Name"] for row in rows if row.get("State") != "running"]
+    bad = {n: s for n, s in states.items() if s not in ("healthy",)}
+    return CheckResult(
+        "All containers are healthy (docker compose ps)",
+        bool(states) and not bad,
+        states,
+        "every running container healthy",
+        f"not running (expected after rollback: stopped ASGI): {stopped}" if stopped else "",
+    )
+
+
+def database_connection(stack: Stack) -> CheckResult:
+    start = time.monotonic()
+    try:
+        with psycopg.connect(stack.postgres_dsn(), connect_timeout=5) as conn:
+            value = conn.execute("SELECT 1").fetchone()
+        ok, measured = value == (1,), f"SELECT 1 in {1000 * (time.monotonic() - start):.0f} ms"
+    except psycopg.Error as exc:
+        ok, measured = False, f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+    return CheckResult("Database connection successful", ok, measured, "SELECT 1 answers 1")
+
+
+def redis_connection(stack: Stack) -> CheckResult:
+    start = time.monotonic()
+    client = redis.Redis.from_url(stack.redis_url(), socket_timeout=5, socket_connect_timeout=5)
+    try:
+        ok = bool(client.ping())
+        measured = f"PING in {1000 * (time.monotonic() - start):.0f} ms"
+    except redis.RedisError as exc:
+        ok, measured = False, f"{type(exc).__name__}: {exc}"
+    finally:
+        client.close()
+    return CheckResult("Redis connection successful", ok, measured, "PING answers PONG")
+
+
+def health_endpoint(stack: Stack, client: AppClient) -> CheckResult:
+    ans = client.get(stack.target.paths.health)
+    return CheckResult(
+        f"Health endpoint returns 200 ({stack.target.paths.health})",
+        ans.status == 200,
+        {"status": ans.status, "served_by": ans.served_by, "release": ans.release},
+        "status 200",
+    )
+
+
+def admin_accessible(stack: Stack, client: AppClient) -> CheckResult:
+    status = client.admin_login(stack.target.users.admin, stack.workspace.secrets.admin_password)
+    return CheckResult(
+        f"Admin panel accessible ({stack.target.paths.admin})",
+        status == 200,
+        status,
+        "200 after staff login",
+    )
+
+
+def user_login(stack: Stack, client: AppClient) -> CheckResult:
+    login = client.login(stack.target.users.user, stack.workspace.secrets.user_password)
+    me = client.get("/api/auth/me/")
+    who = me.body.get("username") if isinstance(me.body, dict) else None
+    return CheckResult(
+        "User login works",
+        login.status == 200 and me.status == 200 and who == stack.target.users.user,
+        {"login": login.status, "me": me.status, "username": who},
+        "login 200, me 200 naming the user",
+    )
+
+
+def api_expected_data(client: AppClient) -> CheckResult:
+    """A model list with entries, and a session written now read back with the same checksum."""
+    models = client.get("/api/models/")
+    results = models.body.get("results", []) if isinstance(models.body, dict) else []
+    measured: dict[str, object] = {"models_status": models.status, "models": len(results)}
+    ok = models.status == 200 and bool(results)
+    if ok:
+        created = client.create_session("checklist probe", int(results[0]["id"]))
+        measured["create_status"] = created.status
+        if created.status == 201:
+            cid = created.body["client_id"]
+            read = client.get(f"/api/sessions/{cid}/")
+            measured["read_status"] = read.status
+            ok = read.status == 200 and read.body.get("checksum") == created.body.get("checksum")
+        else:
+            ok = False
+    return CheckResult(
+        "API endpoints return expected data", ok, measured, "models listed; write read back intact"
+    )
+
+
+def error_rate(records: RecordStore, since: float, until: float | None = None) -> CheckResult:
+    until = until or time.time()
+    st = records.window(None, since, until)
+    rate = st.share(*ERROR_OUTCOMES)
+    ok = st.count >= CHECKLIST.min_requests and rate < CHECKLIST.max_error_rate
+    return CheckResult(
+        "Error rate < 1%",
+        ok,
+        round(rate, 4),
+        f"< {CHECKLIST.max_error_rate:.0%} over >= {CHECKLIST.min_requests} requests",
+        f"{st.count} requests in {until - since:.0f} s",
+    )
+
+
+def p95_back_to_baseline(
+    records: RecordStore,
+    policy: Policy,
+    baseline: Baseline,
+    since: float,
+    until: float | None = None,
+) -> CheckResult:
+    until = until or time.time()
+    cat = CHECKLIST.p95_category
+    rule = policy.rule(CHECKLIST.p95_rule)
+    factor = rule.condition.threshold
+    assert factor is not None and rule.condition.baseline is not None
+    base = baseline.get(rule.condition.baseline, Scope(ScopeKind.CATEGORY, cat))
+    st = records.window(cat, since, until)
+    if base is None or base.value is None or st.p95_s is None:
+        return CheckResult(
+            "P95 latency back to baseline", False, st.p95_s, "a baseline and traffic", "no evidence"
+        )
+    limit = base.value * factor
+    return CheckResult(
+        "P95 latency back to baseline",
+        st.p95_s <= limit,
+        round(st.p95_s, 4),
+        f"<= {factor}x baseline {base.value:.4f} s ({CHECKLIST.p95_rule} threshold)",
+        f"{st.count} {cat} requests",
+    )
+
+
+def no_error_spikes_in_logs(stack: Stack, since: float) -> CheckResult:
+    """ERROR lines, tracebacks and nginx errors in the app and nginx logs since ``since``."""
+    pattern = re.compile(CHECKLIST.log_error_pattern)
+    s = stack.target.services
+    found: dict[str, int] = {}
+    for service in (s.wsgi, s.nginx):
+        res = stack.compose.run("logs", "--no-color", "--since", f"{since:.0f}", service)
+        found[service] = sum(1 for line in res.stdout.splitlines() if pattern.search(line))
+    return CheckResult(
+        "No error spikes in logs",
+        sum(found.values()) == 0,
+        found,
+        "no error lines since the rollback",
+    )
+
+
+def run_checklist(
+    stack: Stack, records: RecordStore, policy: Policy, baseline: Baseline, since: float
+) -> list[CheckResult]:
+    """Every checklist item, in the plan's order; each item runs even when another failed."""
+    results: list[CheckResult] = []
+    with AppClient(stack.base_url) as client:
+        items: list[tuple[str, Callable[[], CheckResult]]] = [
+            ("containers", lambda: containers_healthy(stack)),
+            ("database", lambda: database_connection(stack)),
+            ("redis", lambda: redis_connection(stack)),
+            ("health", lambda: health_endpoint(stack, client)),
+            ("admin", lambda: admin_accessible(stack, client)),
+            ("login", lambda: user_login(stack, client)),
+            ("api", lambda: api_expected_data(client)),
+            ("error_rate", lambda: error_rate(records, since)),
+            ("p95", lambda: p95_back_to_baseline(records, policy, baseline, since)),
+            ("logs", lambda: no_error_spikes_in_logs(stack, since)),
+        ]
+        for key, item in items:
+            with stack.journal.step("check", key) as step:
+                try:
+                    result = item()
+                except Exception as exc:  # a check that cannot run has failed, with the reason
+                    result = CheckResult(
+                        key, False, f"{type(exc).__name__}: {exc}", "the check to run"
+                    )
+                step.data.update(
+                    check=result.name, passed=result.passed, measured=str(result.measured)
+                )
+            results.append(result)
+    return results
