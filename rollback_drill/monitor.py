@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from rollback_drill.baseline import Baseline
 from rollback_drill.decisions import Decision, Reading
-from rollback_drill.evaluator import Evaluator
+from rollback_drill.evaluator import Evaluator, RuleStatus
 from rollback_drill.journal import Journal
 from rollback_drill.metrics import Metric, Scope, ScopeKind
 from rollback_drill.policy import Policy
@@ -32,6 +32,7 @@ from rollback_drill.wait import wait_for
 
 ERROR_OUTCOMES = (Outcome.SERVER_ERROR, Outcome.CONNECT_ERROR, Outcome.TIMEOUT)
 NO_DATA = Reading(None, 0)
+MIN_SAMPLED_WINDOW_S = 3.0  # the collectors sample once a second
 
 
 @dataclass
@@ -91,7 +92,10 @@ class LiveSource:
             n = self.events.count("restarts", scope.name, mono_start, mono_end)
             return Reading(float(n), 1)
         if m is Metric.MEMORY_USAGE_RATIO:
-            return self._memory(scope.name, mono_start, mono_end)
+            # a compressed window can be shorter than the sampling period: never read less
+            # than MIN_SAMPLED_WINDOW_S, or some ticks would see no sample at all
+            lo = min(mono_start, mono_end - MIN_SAMPLED_WINDOW_S)
+            return self._memory(scope.name, lo, mono_end)
         if m is Metric.CACHE_HIT_RATE:
             if self.redis is None:
                 return NO_DATA
@@ -157,8 +161,8 @@ class Monitor:
 
     def tick(self, now: float | None = None) -> list[Decision]:
         cpu0 = time.thread_time()
-        new = self.evaluator.tick(time.time() if now is None else now, self.source)
         with self._lock:
+            new = self.evaluator.tick(time.time() if now is None else now, self.source)
             self.decisions.extend(new)
             self.ticks += 1
             self.cpu_s += time.thread_time() - cpu0
@@ -206,6 +210,11 @@ class Monitor:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def status(self) -> tuple[RuleStatus, ...]:
+        """Every rule's current value and state (for a live view), consistent with the ticks."""
+        with self._lock:
+            return self.evaluator.status()
 
     def snapshot(self) -> list[Decision]:
         with self._lock:

@@ -1,0 +1,148 @@
+"""``rollback-drill watch``: the policy and the monitor pointed at any running stack.
+
+What a team runs during the real deployment's two-hour window: a light probe load (the same
+traffic mix, at ``--rate``) against the stack's nginx on 127.0.0.1, the Docker collectors when
+a Compose project is named, a baseline captured first (run it before deploying), then a live
+table of every trigger's value against its threshold. The process exits with
+:data:`EXIT_ROLLBACK` as soon as the monitor makes a rollback decision, 0 when ``--duration``
+ends without one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from rollback_drill.baseline import Baseline
+from rollback_drill.drill import BackgroundLoad
+from rollback_drill.errors import TargetError
+from rollback_drill.evaluator import RuleStatus
+from rollback_drill.load import LoadConfig
+from rollback_drill.monitor import LiveSource, Monitor
+from rollback_drill.policy import Policy, load_policy
+from rollback_drill.records import RecordStore
+from rollback_drill.signals.docker_events import DockerEventsCollector
+from rollback_drill.signals.docker_stats import DockerStatsCollector
+from rollback_drill.signals.redis_info import RedisInfoCollector
+from rollback_drill.signals.tickets import TicketCollector
+from rollback_drill.traffic import DEFAULT_WEIGHTS, Category, Credentials
+from rollback_drill.wait import wait_until
+
+EXIT_ROLLBACK = 20
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--base-url", required=True, help="the stack's nginx, http://127.0.0.1:PORT"
+    )
+    parser.add_argument("--project", help="Compose project name: restarts and memory signals")
+    parser.add_argument("--redis-port", type=int, help="a 127.0.0.1 port of the stack's Redis")
+    parser.add_argument("--policy", type=Path, help="policy file (default: the shipped policy)")
+    parser.add_argument("--time-scale", type=float, default=1.0, help="compress windows (drills)")
+    parser.add_argument("--rate", type=float, default=10.0, help="probe load, requests/s")
+    parser.add_argument("--duration", type=float, default=7200.0, help="seconds to watch")
+    parser.add_argument("--tickets", type=Path, help="a JSON-lines file of support tickets")
+    parser.add_argument("--no-websocket", action="store_true", help="pre-hybrid: no WebSockets")
+
+
+def _credentials() -> tuple[Credentials, Credentials | None]:
+    user, password = os.environ.get("RBD_USER"), os.environ.get("RBD_PASSWORD")
+    if not user or not password:
+        raise TargetError("watch needs the app user's credentials in RBD_USER and RBD_PASSWORD")
+    admin, admin_pw = os.environ.get("RBD_ADMIN"), os.environ.get("RBD_ADMIN_PASSWORD")
+    return Credentials(user, password), (
+        Credentials(admin, admin_pw) if admin and admin_pw else None
+    )
+
+
+def status_table(rows: tuple[RuleStatus, ...], elapsed_s: float, decisions: int) -> Table:
+    table = Table(title=f"rollback triggers — {elapsed_s:.0f} s watched, {decisions} decisions")
+    for col in ("rule", "scope", "value", "samples", "condition", "state"):
+        table.add_column(col)
+    for r in rows:
+        value = "—" if r.value is None else f"{r.value:.4g}"
+        style = (
+            "red" if "rollback" in r.state else ("yellow" if r.state not in ("ok", "idle") else "")
+        )
+        table.add_row(
+            r.rule_id, str(r.scope), value, str(r.samples), r.condition, r.state, style=style
+        )
+    return table
+
+
+def watch(args: argparse.Namespace, console: Console | None = None) -> int:
+    console = console or Console()
+    policy: Policy = load_policy(args.policy).scaled(args.time_scale)
+    user, staff = _credentials()
+    disabled = {Category.WEBSOCKET} if args.no_websocket else set()
+    if staff is None:  # no staff credentials: no admin traffic
+        disabled.add(Category.ADMIN)
+    config = LoadConfig(
+        args.base_url,
+        rate=args.rate,
+        user=user,
+        staff=staff,
+        weights={c: w for c, w in DEFAULT_WEIGHTS.items() if c not in disabled},
+    )
+    store = RecordStore()
+    source = LiveSource(store)
+    with contextlib.ExitStack() as stack:
+        if args.project:
+            source.events = stack.enter_context(DockerEventsCollector(args.project))
+            source.stats = stack.enter_context(DockerStatsCollector(args.project))
+        if args.redis_port:
+            source.redis = stack.enter_context(RedisInfoCollector(args.redis_port))
+        if args.tickets:
+            source.tickets = stack.enter_context(TicketCollector(args.tickets, http=False))
+        load = BackgroundLoad(config, store=store)
+        stack.callback(load.stop)
+        load.start()
+        longest = max(policy.scale(b.window_s) for b in policy.baselines)
+        console.print(f"capturing the baseline over {longest:.0f} s of traffic...")
+        started = time.time()
+        wait_until(
+            lambda: time.time() - started >= longest, timeout_s=longest + 5, what="baseline window"
+        )
+        baseline = Baseline.capture(policy, source, time.time())
+        for problem in baseline.problems():
+            console.print(f"[yellow]baseline: {problem}[/yellow]")
+        monitor = stack.enter_context(Monitor(policy, baseline, source))
+        end = time.monotonic() + args.duration
+        with Live(console=console, refresh_per_second=1) as live:
+            while time.monotonic() < end:
+                rows = monitor.status()
+                live.update(status_table(rows, time.time() - started, len(monitor.snapshot())))
+                rollback = next((d for d in monitor.snapshot() if d.is_rollback()), None)
+                if rollback is not None:
+                    console.print(f"[bold red]ROLL BACK[/bold red]: {rollback.message}")
+                    return EXIT_ROLLBACK
+                time.sleep(1.0)  # the live view's refresh period, not a readiness wait
+    console.print("watch ended: no rollback decision")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="rollback-drill watch", description=__doc__.splitlines()[0]
+    )
+    add_arguments(parser)
+    return watch(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    import sys
+
+    from rollback_drill.errors import DrillError
+
+    try:
+        sys.exit(main())
+    except DrillError as exc:
+        print(f"rollback-drill watch: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
