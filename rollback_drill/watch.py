@@ -35,7 +35,7 @@ from rollback_drill.signals.tickets import TicketCollector
 from rollback_drill.traffic import DEFAULT_WEIGHTS, Category, Credentials
 from rollback_drill.wait import wait_until
 
-EXIT_ROLLBACK = 20
+EXIT_ROLLBACK = 3  # distinct from argparse (2) and the errors (10-19, 20: port in use)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -21,7 +21,7 @@ from rollback_drill.errors import TargetError
 from rollback_drill.http1 import Http1Pool, MalformedResponse, ServerDisconnected
 from rollback_drill.ledger import content_checksum
 from rollback_drill.load import LoadConfig, LoadGenerator, require_loopback
-from rollback_drill.records import Outcome
+from rollback_drill.records import Outcome, RequestRecord
 from rollback_drill.traffic import Category, Credentials, CrudOp, Mix
 
 USER = Credentials("drill", "drill-pw")
@@ -260,7 +260,7 @@ def test_sends_at_the_configured_rate_for_the_duration() -> None:
         assert stats.sent == stats.completed == 100
         assert stats.unsent == stats.in_flight == stats.abandoned == 0
         assert outcomes(gen) == {Outcome.OK: 100}
-        assert stats.max_queued_s < 0.05
+        assert stats.max_queued_s < 0.25  # on schedule (generous: CI shares its 2 cores)
 
     asyncio.run(scenario())
 
@@ -295,7 +295,8 @@ def test_stop_mid_stall_counts_unsent_slots_and_leaves_nothing_running() -> None
             knobs.delay_s = 0.6
             await asyncio.sleep(0.3)
             stats = await gen.stop()
-            assert stats.scheduled == pytest.approx(15, abs=2)
+            assert stats.scheduled == pytest.approx(stats.elapsed_s * 50, abs=1.5)
+            assert stats.scheduled >= 14
             assert stats.sent == 2  # the two workers were stuck in the stall
             assert stats.completed == 2 and stats.in_flight == 0
             assert stats.unsent == stats.scheduled - 2
@@ -313,7 +314,7 @@ def test_context_manager_stops_cleanly_and_records_latency_of_a_fixed_delay() ->
             window = gen.store.window(None, 0, time.time() + 10)
             assert gen.stats.in_flight == 0
             assert window.count >= 20
-            assert window.p50_s is not None and 0.05 <= window.p50_s < 0.07
+            assert window.p50_s is not None and 0.05 <= window.p50_s < 0.15
         assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
 
     asyncio.run(scenario())
@@ -324,15 +325,18 @@ def test_categories_can_be_enabled_at_run_time_and_follow_the_weights() -> None:
         async with fake_app() as (url, _):
             weights = {Category.CRUD: 3, Category.WEBSOCKET: 1}
             cfg = config(url, rate=80.0, weights=weights, disabled=frozenset({Category.WEBSOCKET}))
+            seen: list[RequestRecord] = []
             async with LoadGenerator(cfg) as gen:
+                gen.store.append = seen.append  # type: ignore[method-assign]
                 await asyncio.sleep(0.25)
-                assert outcomes(gen, Category.WEBSOCKET) == {}
+                assert {r.category for r in seen} == {Category.CRUD}
+                enabled_at = time.time()
                 gen.enable(Category.WEBSOCKET)
                 await asyncio.sleep(0.5)
-            crud = gen.store.window(Category.CRUD, 0, time.time() + 10).count
-            ws = gen.store.window(Category.WEBSOCKET, 0, time.time() + 10).count
-            assert ws >= 8 and outcomes(gen, Category.WEBSOCKET) == {Outcome.OK: ws}
-            assert crud == pytest.approx(20 + 3 * ws, abs=4)
+            later = [r for r in seen if r.scheduled > enabled_at + 0.02]
+            ws = [r for r in later if r.category == Category.WEBSOCKET]
+            assert len(ws) >= 8 and {r.outcome for r in ws} == {Outcome.OK}
+            assert len(later) - len(ws) == pytest.approx(3 * len(ws), abs=3)
 
     asyncio.run(scenario())
 
@@ -430,7 +434,7 @@ def test_a_request_slower_than_the_timeout_is_a_timeout() -> None:
     gen = asyncio.run(scenario())
     window = gen.store.window(None, 0, time.time() + 10)
     assert window.outcomes == {Outcome.TIMEOUT: 5}
-    assert window.max_s is not None and 0.3 <= window.max_s < 0.5
+    assert window.max_s is not None and 0.3 <= window.max_s < 1.0
 
 
 def test_admin_with_staff_session_is_ok_and_a_redirect_to_login_is_an_auth_failure() -> None:
@@ -621,7 +625,7 @@ def test_start_is_bounded_by_the_timeout_when_the_target_stalls() -> None:
             gen = LoadGenerator(config(url, timeout_s=0.3))
             began = time.perf_counter()
             await gen.start()
-            assert time.perf_counter() - began < 1.0
+            assert time.perf_counter() - began < 2.0  # not the 5 s stall
             await gen.stop(grace_s=0.5)
 
     asyncio.run(scenario())
