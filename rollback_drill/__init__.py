@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from rollback_drill.errors import (
     BackupError,
+    ComposeMissing,
     DrillError,
     EnvironmentProblem,
     FaultError,
     LockHeld,
     PolicyError,
+    PortInUse,
     RollbackError,
     StackError,
     TargetError,
@@ -16,11 +18,13 @@ from rollback_drill.errors import (
 
 __all__ = [
     "BackupError",
+    "ComposeMissing",
     "DrillError",
     "EnvironmentProblem",
     "FaultError",
     "LockHeld",
     "PolicyError",
+    "PortInUse",
     "RollbackError",
     "StackError",
     "TargetError",

@@ -1,20 +1,31 @@
-"""The suite's command line: ``python -m rollback_drill.cli cleanup``.
+"""The suite's command line: ``rollback-drill`` (``python -m rollback_drill.cli``).
 
-``cleanup`` removes what a killed run (SIGKILL) left behind — containers, networks, volumes and
-images carrying the ``io.rollback-drill.run`` label and nothing else — sparing runs whose
-process is still alive unless ``--all`` is given. Every error is one line and a distinct exit
-status (see :mod:`rollback_drill.errors`).
+``cleanup`` removes what a killed run (SIGKILL) left behind -- containers, networks, volumes and
+images carrying the ``io.rollback-drill.run`` label and nothing else, and the run's workspace
+(with its secrets) in the temporary directory -- sparing runs whose process is still alive
+unless ``--all`` is given; ``--run ID`` narrows it to the named runs.
+``check-policy PATH`` and ``check-target PATH`` validate a policy or a target (with the machine:
+Docker, Compose, the host ports the target pins) and change nothing.
+Every error is one line and a distinct exit status (see :mod:`rollback_drill.errors`).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
+from rollback_drill.compose import Compose
 from rollback_drill.errors import DrillError
+from rollback_drill.policy import load_policy
+from rollback_drill.preflight import check_compose, check_pinned_ports
 from rollback_drill.stack import RUN_LABEL, docker_client, sweep
+from rollback_drill.target import load_target
+from rollback_drill.workspace import create_workspace
 
 PID_LABEL = "io.rollback-drill.pid"
 
@@ -31,7 +42,22 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def cleanup(all_runs: bool = False) -> list[str]:
+def _workspaces() -> dict[str, tuple[Path, int]]:
+    """Run workspaces in the temporary directory: run id -> (directory, pid of its run)."""
+    found: dict[str, tuple[Path, int]] = {}
+    for env_file in Path(tempfile.gettempdir()).glob("rbd-*-*/.env"):
+        try:
+            lines = env_file.read_text().splitlines()
+        except OSError:
+            continue
+        env = dict(line.partition("=")[::2] for line in lines if "=" in line)
+        run, pid = env.get("RBD_RUN_ID", ""), env.get("RBD_RUN_PID", "0")
+        if run and env_file.parent.name.startswith(f"rbd-{run}-"):
+            found[run] = (env_file.parent, int(pid) if pid.isdigit() else 0)
+    return found
+
+
+def cleanup(all_runs: bool = False, only: Sequence[str] = ()) -> list[str]:
     client = docker_client()
     runs: dict[str, int] = {}
     for c in client.containers.list(all=True, filters={"label": RUN_LABEL}):
@@ -41,11 +67,38 @@ def cleanup(all_runs: bool = False) -> list[str]:
         for obj in kind.list(filters={"label": RUN_LABEL}):
             labels = obj.attrs.get("Labels") or obj.attrs.get("Config", {}).get("Labels") or {}
             runs.setdefault(labels.get(RUN_LABEL, ""), int(labels.get(PID_LABEL, "0") or 0))
+    workspaces = _workspaces()
+    for run, (_, pid) in workspaces.items():
+        runs.setdefault(run, pid)
     removed: list[str] = []
     for run, pid in sorted(runs.items()):
-        if run and (all_runs or not _alive(pid)):
-            removed += sweep(client, f"{RUN_LABEL}={run}")
+        if not run or (only and run not in only) or not (all_runs or not _alive(pid)):
+            continue
+        removed += sweep(client, f"{RUN_LABEL}={run}")
+        if run in workspaces:
+            shutil.rmtree(workspaces[run][0], ignore_errors=True)
+            removed.append(f"workspace {workspaces[run][0]}")
     return removed
+
+
+def check_target(path: Path) -> list[str]:
+    """Validate a target and the machine it needs; returns what was checked."""
+    target = load_target(path)
+    docker_client().close()
+    version = check_compose()
+    workspace = create_workspace(target)
+    try:
+        compose = Compose(
+            workspace.project, workspace.root, target.compose_files, workspace.env_file
+        )
+        check_pinned_ports(compose)
+    finally:
+        workspace.remove()
+    return [
+        f"target {target.name}: compose file(s) {', '.join(target.compose_files)} found",
+        f"Docker daemon answers; docker compose {version}",
+        "no host port it pins is in use",
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,13 +106,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     clean = sub.add_parser("cleanup", help="remove what killed runs left behind (by label only)")
     clean.add_argument("--all", action="store_true", help="also runs whose process is alive")
+    clean.add_argument(
+        "--run", action="append", default=[], metavar="ID", help="only this run (repeatable)"
+    )
+    policy = sub.add_parser("check-policy", help="validate a policy file; changes nothing")
+    policy.add_argument("path", type=Path)
+    target = sub.add_parser("check-target", help="validate a target and this machine for it")
+    target.add_argument("path", type=Path)
     args = parser.parse_args(argv)
     try:
         if args.command == "cleanup":
-            removed = cleanup(all_runs=args.all)
+            removed = cleanup(all_runs=args.all, only=args.run)
             for item in removed:
                 print(f"removed {item}")
             print(f"cleanup: {len(removed)} object(s) removed")
+        elif args.command == "check-policy":
+            loaded = load_policy(args.path)
+            print(f"{args.path}: ok ({len(loaded.triggers)} triggers, {len(loaded.matrix)} rows)")
+        elif args.command == "check-target":
+            for line in check_target(args.path):
+                print(line)
+            print(f"{args.path}: ok")
     except DrillError as exc:
         print(f"rollback-drill: {exc}", file=sys.stderr)
         return exc.exit_code

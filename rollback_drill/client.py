@@ -26,6 +26,9 @@ def require_loopback(url: str) -> None:
         raise TargetError(f"{url}: traffic goes only to loopback addresses, not {host}")
 
 
+SECRET_HEADERS = frozenset({"set-cookie", "cookie", "authorization"})
+
+
 @dataclass(frozen=True)
 class Answer:
     status: int
@@ -33,6 +36,15 @@ class Answer:
     release: str
     body: Any
     headers: dict[str, str]
+
+    def __repr__(self) -> str:
+        """As the dataclass's, but session cookies masked: a failing ``assert ..., answer``
+        prints this into the terminal and JUnit."""
+        headers = {k: "***" if k.lower() in SECRET_HEADERS else v for k, v in self.headers.items()}
+        return (
+            f"Answer(status={self.status!r}, served_by={self.served_by!r}, "
+            f"release={self.release!r}, body={self.body!r}, headers={headers!r})"
+        )
 
 
 def _answer(resp: httpx.Response) -> Answer:

@@ -46,8 +46,10 @@ def run_command(
     timeout: float = 300.0,
     env: dict[str, str] | None = None,
     input_text: str | None = None,
+    own_session: bool = False,
 ) -> CommandResult:
-    """Run a command to completion (or its timeout); never raises for a non-zero exit."""
+    """Run a command to completion (or its timeout); never raises for a non-zero exit.
+    ``own_session``: in a session of its own, out of reach of a Ctrl-C to the terminal."""
     start = time.monotonic()
     full_env = {**os.environ, **(env or {})}
     try:
@@ -61,6 +63,7 @@ def run_command(
             input=input_text,
             stdin=None if input_text is not None else subprocess.DEVNULL,
             check=False,
+            start_new_session=own_session,
         )
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
@@ -84,7 +87,11 @@ class Compose:
         self.base += ["--env-file", str(env_file)]
 
     def run(
-        self, *args: str, timeout: float = 300.0, input_text: str | None = None
+        self,
+        *args: str,
+        timeout: float = 300.0,
+        input_text: str | None = None,
+        own_session: bool = False,
     ) -> CommandResult:
         # The classic builder: Debian's docker.io ships no buildx, and Compose then needs it off.
         return run_command(
@@ -93,6 +100,7 @@ class Compose:
             timeout=timeout,
             env={"DOCKER_BUILDKIT": "0", "COMPOSE_BAKE": "false"},
             input_text=input_text,
+            own_session=own_session,
         )
 
     def check(self, *args: str, timeout: float = 300.0) -> CommandResult:

@@ -149,7 +149,9 @@ def rolling_update(
     stack.forget_ports()
 
 
-def guarded_deploy(stack: Stack, release: str, timeout_s: float = 240.0) -> str:
+def guarded_deploy(
+    stack: Stack, release: str, timeout_s: float = 240.0, *, wait: bool = True
+) -> str:
     """:func:`deploy_release`, but only with a complete, verified backup set and the deployment
     lock: raises :class:`~rollback_drill.errors.BackupError` or
     :class:`~rollback_drill.errors.LockHeld` (one line) before anything is changed."""
@@ -166,4 +168,4 @@ def guarded_deploy(stack: Stack, release: str, timeout_s: float = 240.0) -> str:
                     f"the backup set is of commit {backups.commit[:12]} but {head[:12]} is "
                     "deployed: run the backup procedure again"
                 )
-        return deploy_release(stack, release, timeout_s)
+        return deploy_release(stack, release, timeout_s, wait=wait)

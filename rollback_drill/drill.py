@@ -21,8 +21,9 @@ import time
 from types import TracebackType
 from typing import Any, TypeVar
 
+from rollback_drill.backup import BackupSet, take_backups
 from rollback_drill.baseline import Baseline
-from rollback_drill.deploy import deploy_release
+from rollback_drill.deploy import deploy_release, guarded_deploy
 from rollback_drill.journal import Journal
 from rollback_drill.ledger import Ledger
 from rollback_drill.load import LoadConfig, LoadGenerator, LoadStats
@@ -130,6 +131,7 @@ class DrillRun:
             self.store, events=self.events, stats=self.stats, redis=self.redis, tickets=self.tickets
         )
         self.baseline: Baseline | None = None
+        self.backups: BackupSet | None = None
         self.monitor: Monitor | None = None
         self.load: BackgroundLoad | None = None
         self._stack = contextlib.ExitStack()
@@ -211,10 +213,20 @@ class DrillRun:
             self._stack.callback(self.monitor.stop)
         return self.monitor
 
+    def backup(self) -> BackupSet:
+        """The plan's Configuration Backup Procedure; later deployments are then guarded."""
+        self.backups = take_backups(self.stack)
+        self.mark("backups taken")
+        return self.backups
+
     def deploy(self, release: str, *, wait: bool = True) -> str:
-        """Deploy ``release`` for real, enable WebSocket traffic, then start the monitor."""
+        """Deploy ``release`` for real (guarded by the backups once taken), enable WebSocket
+        traffic, then start the monitor."""
         self.mark(f"deploy {release}")
-        commit = deploy_release(self.stack, release, wait=wait)
+        if self.backups is not None:
+            commit = guarded_deploy(self.stack, release, wait=wait)
+        else:
+            commit = deploy_release(self.stack, release, wait=wait)
         assert self.load is not None
         self.load.enable(Category.WEBSOCKET)
         self.mark(f"{release} deployed", commit=commit)
@@ -237,6 +249,6 @@ class DrillRun:
             ]
         clock = self.source.clock
         for ts in self.stats.series.select("memory_ratio"):
-            name = ts.labels.get("service", "?") + "/" + ts.labels.get("container", "")[:12]
+            name = ts.labels.get("container", "?").removeprefix(self.stack.project + "-")
             self.timeline.series[f"memory:{name}"] = [(clock.to_wall(t), v) for t, v in ts]
         return self.timeline

@@ -4,6 +4,8 @@
     ├── PolicyError               the policy file is malformed or contradictory
     ├── TargetError               the target description (compose file, service names) is wrong
     ├── EnvironmentProblem        Docker daemon down, Compose missing, port in use...
+    │   ├── ComposeMissing        ``docker compose`` (v2) is not installed
+    │   └── PortInUse             a host port the target pins is already taken
     ├── StackError                the stack did not come up / a compose operation failed
     ├── BackupError               a backup is missing, incomplete or cannot be restored
     ├── LockHeld                  another deployment or rollback holds the deployment lock
@@ -30,6 +32,14 @@ class TargetError(DrillError):
 
 class EnvironmentProblem(DrillError):
     exit_code = 13
+
+
+class ComposeMissing(EnvironmentProblem):
+    exit_code = 19
+
+
+class PortInUse(EnvironmentProblem):
+    exit_code = 20
 
 
 class StackError(DrillError):

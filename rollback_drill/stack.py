@@ -4,7 +4,11 @@ Testcontainers' ``DockerCompose`` runs ``up --wait`` (Compose polls every servic
 and guarantees teardown when start fails (its ``__enter__`` calls ``__exit__``). Its teardown is
 narrowed to the services it started, so :meth:`Stack.down` replaces it with a whole-project
 ``down --volumes --remove-orphans --rmi local`` and then sweeps anything else carrying this run's
-label. Operations later drills need (stop, start, kill, restart, scale, exec, logs, ps) are
+label. Compose removes a built image without its parents -- with the classic builder, the
+untagged intermediate images of every build step (one per ``--label`` too) -- so ``down`` then
+removes those as well, the way ``docker rmi`` prunes: only images no tag, container or other
+image still needs, which leaves shared base images and other runs' layers alone.
+Operations later drills need (stop, start, kill, restart, scale, exec, logs, ps) are
 thin, recorded ``docker compose`` calls.
 """
 
@@ -12,17 +16,24 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
+import socket
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 import docker
 import docker.errors
+import requests.exceptions
 from testcontainers.compose import DockerCompose
 
 from rollback_drill.compose import CommandResult, Compose
 from rollback_drill.errors import EnvironmentProblem, StackError
 from rollback_drill.journal import Journal
+from rollback_drill.preflight import check_compose, check_pinned_ports
 from rollback_drill.target import Target
 from rollback_drill.wait import wait_for, wait_until
 from rollback_drill.workspace import Workspace
@@ -48,14 +59,28 @@ class _ProjectCompose(DockerCompose):
 
 
 def docker_client() -> docker.DockerClient:
-    """A Docker client, or :class:`EnvironmentProblem` in one line when no daemon answers."""
+    """A Docker client, or :class:`EnvironmentProblem` in one line when no daemon answers.
+
+    The daemon is pinged first by a client with a fixed API version: one negotiating its
+    version fails inside its constructor and leaks its connection (a ResourceWarning)."""
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if host.startswith("unix://"):  # docker-py leaks the socket of a failed unix connect
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(10)
+            try:
+                sock.connect(host.removeprefix("unix://"))
+            except OSError as exc:
+                reason = exc.strerror or type(exc).__name__
+                raise EnvironmentProblem(
+                    f"Docker daemon not reachable at {host} ({reason})"
+                ) from None
     try:
-        client = docker.from_env(timeout=30)
-        client.ping()
-    except docker.errors.DockerException as exc:
-        reason = str(exc).splitlines()[0][:160]
-        raise EnvironmentProblem(f"Docker daemon not reachable ({reason})") from None
-    return client
+        with contextlib.closing(docker.from_env(version="1.24", timeout=30)) as probe:
+            probe.ping()
+        return docker.from_env(timeout=30)
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise EnvironmentProblem(f"Docker daemon not reachable at {host} ({reason})") from None
 
 
 class Stack:
@@ -68,6 +93,7 @@ class Stack:
             workspace.project, workspace.root, target.compose_files, workspace.env_file
         )
         self.docker = docker_client()
+        check_compose()
         self._tc: _ProjectCompose | None = None
         self._ports: dict[tuple[str, int, int], int] = {}
         journal.redact(*workspace.secrets.all())
@@ -76,6 +102,7 @@ class Stack:
     def up(self, services: list[str], timeout_s: float = 180.0) -> None:
         """Build the release's images and bring ``services`` up healthy; on failure, tear down."""
         with self.journal.step("stack", "up", project=self.project, services=services) as step:
+            check_pinned_ports(self.compose)  # before anything is built or created
             self.compose.check("build", timeout=timeout_s * 3)
             self._tc = _ProjectCompose(
                 context=str(self.workspace.root),
@@ -130,8 +157,17 @@ class Stack:
         )
 
     def down(self) -> None:
-        """Remove every container, network, volume and locally built image of this run."""
-        with self.journal.step("stack", "down", project=self.project):
+        """Remove every container, network, volume and locally built image of this run.
+
+        A Ctrl-C or SIGTERM arriving meanwhile waits until it is done (a second Ctrl-C would
+        otherwise abandon the teardown half-way), and ``docker compose down`` runs in a
+        session of its own, so a Ctrl-C sent to the terminal's process group does not kill it.
+        """
+        with (
+            signals_deferred(f"taking down {self.project} first"),
+            self.journal.step("stack", "down", project=self.project),
+        ):
+            parents = built_image_parents(self.docker, self.workspace.run_id, self.project)
             self.compose.run(
                 "down",
                 "--volumes",
@@ -141,8 +177,10 @@ class Stack:
                 "--timeout",
                 "5",
                 timeout=180,
+                own_session=True,
             )
             sweep_run(self.docker, self.workspace.run_id)
+            prune_untagged(self.docker, parents)
 
     # ---- addresses ------------------------------------------------------------------------
     def port(self, service: str, container_port: int, index: int = 1) -> int:
@@ -238,9 +276,62 @@ class Stack:
         return list(self.docker.containers.list(all=True, filters={"label": labels}))
 
 
+@contextlib.contextmanager
+def signals_deferred(doing: str, *, redeliver: bool = True) -> Iterator[list[int]]:
+    """Hold SIGINT and SIGTERM while the block runs; yields the list of those received.
+
+    On exit the previous handlers are back and, with ``redeliver``, the first signal held is
+    raised again for them (a Ctrl-C still stops the run, once the block is done). Outside the
+    main thread signals cannot be handled: then this does nothing.
+    """
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def hold(signum: int, frame: object) -> None:
+        if not received:
+            name = signal.Signals(signum).name
+            os.write(2, f"\nrollback-drill: {name} received, {doing}\n".encode())
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if redeliver and received:
+            signal.raise_signal(received[0])
+
+
 def sweep_run(client: docker.DockerClient, run_id: str) -> list[str]:
     """Remove whatever still carries this run's label; returns what it removed."""
     return sweep(client, f"{RUN_LABEL}={run_id}")
+
+
+def built_image_parents(client: docker.DockerClient, run_id: str, project: str) -> set[str]:
+    """The parent images of the images this run built (its label, or Compose's
+    ``<project>-<service>`` name): the intermediate images of the classic builder."""
+    images = {i.id: i for i in client.images.list(filters={"label": f"{RUN_LABEL}={run_id}"})}
+    for image in client.images.list(filters={"reference": f"{project}-*"}):
+        images.setdefault(image.id, image)
+    return {p for i in images.values() if (p := i.attrs.get("Parent") or "")} - set(images)
+
+
+def prune_untagged(client: docker.DockerClient, image_ids: set[str]) -> list[str]:
+    """Remove each untagged image of ``image_ids`` and, as ``docker rmi`` does, its untagged
+    parents -- never forced: an image a container, a tag or another image uses is kept."""
+    removed: list[str] = []
+    for image_id in sorted(image_ids):
+        try:
+            if client.images.get(image_id).tags:
+                continue
+            client.images.remove(image_id, force=False, noprune=False)
+            removed.append(f"image {image_id[7:19]}")
+        except (docker.errors.NotFound, docker.errors.APIError):
+            continue  # gone already, or still needed by someone: not ours to force
+    return removed
 
 
 def sweep(client: docker.DockerClient, label: str) -> list[str]:

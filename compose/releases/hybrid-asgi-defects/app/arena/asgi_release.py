@@ -1,0 +1,111 @@
+"""This release's ASGI application: the app wrapped by the release's new ASGI-side code.
+
+Configured by ``/app/release_defect.json`` (written into the release when it is built)::
+
+    {"crash":   {"exit_code": 70},
+     "ws_drop": {"share": 0.5, "after_messages": 1},
+     "slow":    {"delay_ms": 300, "paths": ["/api/stream/"]},
+     "leak":    {"cap_ratio": 0.965, "step_mb": 8}}
+
+- ``crash``: the new WebSocket code kills the server process on a connection (a native
+  extension's abort, as far as Docker can tell): the container exits and its restart policy
+  brings it back, until the next connection.
+- ``ws_drop``: on exactly ``share`` of the WebSocket connections (every 1/share-th one) the
+  server closes the socket with 1011 after ``after_messages`` replies.
+- ``slow``: the new async code awaits ``delay_ms`` before serving requests of ``paths``.
+- ``leak``: every request keeps ``step_mb`` in a process-wide list that is never freed, until
+  the container's memory use (as ``docker stats`` counts it: usage minus inactive file cache)
+  reaches ``cap_ratio`` of its memory limit -- the size the new response cache was (wrongly)
+  configured to grow to.
+"""
+
+import asyncio
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from arena.asgi import application as app
+
+log = logging.getLogger("release.defects")
+CONFIG = Path(__file__).resolve().parent.parent / "release_defect.json"
+CONF = json.loads(CONFIG.read_text()) if CONFIG.is_file() else {}
+_hoard: list[bytes] = []
+_ws_count = 0
+
+
+def _cgroup_memory() -> tuple[int, int]:
+    """(usage minus inactive file cache, limit) of this container's memory cgroup."""
+    v1 = Path("/sys/fs/cgroup/memory")
+    if (v1 / "memory.usage_in_bytes").exists():
+        usage = int((v1 / "memory.usage_in_bytes").read_text())
+        limit = int((v1 / "memory.limit_in_bytes").read_text())
+        stat_file, key = v1 / "memory.stat", "total_inactive_file"
+    else:
+        root = Path("/sys/fs/cgroup")
+        usage = int((root / "memory.current").read_text())
+        raw = (root / "memory.max").read_text().strip()
+        limit = int(raw) if raw != "max" else 1 << 62
+        stat_file, key = root / "memory.stat", "inactive_file"
+    for line in stat_file.read_text().splitlines():
+        name, _, value = line.partition(" ")
+        if name == key and int(value) < usage:
+            usage -= int(value)
+            break
+    return usage, limit
+
+
+def _leak() -> None:
+    leak = CONF.get("leak")
+    if not leak:
+        return
+    usage, limit = _cgroup_memory()
+    room = int(leak["cap_ratio"] * limit) - usage
+    size = min(int(leak["step_mb"] * (1 << 20)), room)
+    if size >= 64 * 1024:
+        _hoard.append(b"\x01" * size)
+
+
+async def application(scope, receive, send):
+    global _ws_count
+    _leak()
+    kind = scope["type"]
+    if kind == "websocket" and "crash" in CONF:
+        print(
+            "release defect: fatal error in the WebSocket handler, aborting",
+            file=sys.stderr,
+            flush=True,
+        )
+        os._exit(int(CONF["crash"].get("exit_code", 70)))
+    slow = CONF.get("slow")
+    if kind == "http" and slow and scope["path"].startswith(tuple(slow["paths"])):
+        await asyncio.sleep(slow["delay_ms"] / 1000.0)
+    drop = CONF.get("ws_drop")
+    if kind == "websocket" and drop:
+        _ws_count += 1
+        num, den = round(drop["share"] * 100_000), 100_000
+        if (_ws_count * num) // den > ((_ws_count - 1) * num) // den:
+            send = _dropping(send, int(drop.get("after_messages", 1)))
+    return await app(scope, receive, send)
+
+
+def _dropping(send, after: int):
+    """A ``send`` that closes the socket (1011) after ``after`` messages, then swallows."""
+    sent = 0
+    closed = False
+
+    async def wrapped(message):
+        nonlocal sent, closed
+        if closed:
+            return None
+        if message["type"] == "websocket.send":
+            if sent >= after:
+                closed = True
+                return await send({"type": "websocket.close", "code": 1011})
+            sent += 1
+        elif message["type"] == "websocket.close":
+            closed = True
+        return await send(message)
+
+    return wrapped

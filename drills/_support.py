@@ -1,0 +1,310 @@
+"""What the trigger and boundary drills share: the plan's expected verdicts, waiting for a
+decision and timing it, the injected-vs-measured check, and the JUnit properties.
+
+Time to detect is measured from the moment the fault's effect is on the traffic the monitor
+judges: for a faulty release deployed through the harness, the end of the deployment (the
+monitor's windows start there); for a fault injected later, the fault's own ``live_at``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pytest
+
+from rollback_drill.decisions import Decision, DecisionKind, Reading
+from rollback_drill.drill import DrillRun
+from rollback_drill.faults import Fault, FaultyRelease
+from rollback_drill.faults.probes import ProbeLoop, SecurityProbe, integrity_probe
+from rollback_drill.metrics import Metric, Scope
+from rollback_drill.signals.app_metrics import AppMetricsCollector
+
+ROLLBACK = frozenset({DecisionKind.ROLLBACK, DecisionKind.ESCALATED})
+DEFERRED = frozenset({DecisionKind.DEFERRED})
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the plan (as the policy resolves it) must decide for a trigger."""
+
+    severity: str
+    action: str
+    kinds: frozenset[DecisionKind]
+
+
+# The plan's triggers and their verdicts, written out here -- not read from policy.yaml -- so
+# that a policy that drifts from the plan fails the drill instead of redefining it.
+PLAN: dict[str, Verdict] = {
+    "error_rate": Verdict("critical", "immediate_rollback", ROLLBACK),
+    "service_unavailable": Verdict("critical", "immediate_rollback", ROLLBACK),
+    "data_corruption": Verdict("critical", "immediate_rollback", ROLLBACK),
+    "security_exposure": Verdict("critical", "immediate_rollback", ROLLBACK),
+    "db_connection_failures": Verdict("critical", "immediate_rollback", ROLLBACK),
+    # high triggers the matrix makes immediate (resolution: the stricter wins)
+    "wsgi_p95_latency": Verdict("high", "immediate_rollback", ROLLBACK),
+    "asgi_restarts": Verdict("high", "immediate_rollback", ROLLBACK),
+    "auth_failures": Verdict("high", "immediate_rollback", ROLLBACK),
+    # high triggers: "rollback within 15 minutes"
+    "memory_leak": Verdict("high", "rollback_within", ROLLBACK),
+    "redis_connection_failures": Verdict("high", "rollback_within", ROLLBACK),
+    # medium triggers: "evaluate for rollback"
+    "performance_degradation": Verdict("medium", "evaluate", DEFERRED),
+    "websocket_disconnects": Verdict("medium", "evaluate", DEFERRED),
+    "cache_hit_drop": Verdict("medium", "evaluate", DEFERRED),
+    "user_complaints": Verdict("medium", "evaluate", DEFERRED),
+    # matrix rows that are not triggers
+    "error_rate_evaluate": Verdict("medium", "evaluate", DEFERRED),
+    "error_rate_monitor": Verdict("low", "monitor", frozenset({DecisionKind.MONITOR})),
+}
+
+
+@dataclass(frozen=True)
+class Detection:
+    decision: Decision
+    origin: float
+    time_to_detect_s: float
+
+
+def origin_of(run: DrillRun, fault: Fault | None = None, first: float | None = None) -> float:
+    """When the effect reached the traffic the monitor judges (see the module docstring):
+    ``first`` is when the load first got an answer from the faulty release, if known."""
+    since = run.source.not_before or time.time()
+    live = first if first is not None else (fault.live_at if fault is not None else None)
+    return max(since, live if live is not None else since)
+
+
+@dataclass
+class FirstAnswer:
+    """When the load first got an answer of ``categories`` from ``release`` (record's end)."""
+
+    release: str
+    categories: frozenset[str]
+    at: float | None = None
+
+
+@contextmanager
+def faulty_release(
+    run: DrillRun, fault: FaultyRelease, *categories: str, timeout_s: float = 30.0
+) -> Iterator[FirstAnswer]:
+    """Deploy ``fault`` (through the harness), prove its effect, and note when the load met it
+    first. The faulty release is left deployed: the drill's stack is discarded after it."""
+    first = FirstAnswer(fault.release, frozenset(categories))
+    store = run.store
+    append = store.append
+
+    def watching(record: Any) -> None:
+        if (
+            first.at is None
+            and record.release == first.release
+            and (record.category in first.categories)
+        ):
+            first.at = record.ended
+        append(record)
+
+    store.append = watching  # type: ignore[method-assign]
+    try:
+        fault.apply()
+        fault.verify_effect(timeout_s)
+        yield first
+    finally:
+        store.append = append  # type: ignore[method-assign]
+        fault.abandon("left deployed: the drill's stack is discarded")
+
+
+def detect(
+    run: DrillRun,
+    trigger: str,
+    *,
+    origin: float,
+    budget_s: float,
+    record_property: Callable[[str, object], None],
+    scope: Scope | None = None,
+) -> Detection:
+    """Wait for ``trigger``'s verdict, check it against the plan and the budget, record it."""
+    verdict = PLAN[trigger]
+    monitor = run.monitor
+    assert monitor is not None, "the monitor is not running: deploy first"
+
+    def accept(d: Decision) -> bool:
+        return (
+            d.trigger_id == trigger
+            and d.kind in verdict.kinds
+            and (scope is None or d.scope == scope)
+        )
+
+    timeout = max(5.0, origin + 2 * budget_s - time.time())
+    decision = monitor.wait_for_decision(
+        accept, timeout_s=timeout, what=f"a {trigger} decision ({verdict.action})"
+    )
+    ttd = decision.time - origin
+    run.mark(f"decision {trigger}", verdict=str(decision.kind), ttd_s=round(ttd, 2))
+    threshold: Any = decision.threshold if decision.band is None else list(decision.band)
+    record_property("trigger", trigger)
+    record_property("decision", f"{decision.kind}: {decision.action}")
+    record_property("severity", str(decision.severity))
+    record_property("scope", str(decision.scope))
+    record_property("measured_value", _num(decision.value))
+    record_property("threshold", _num(threshold) if not isinstance(threshold, list) else threshold)
+    record_property("time_to_detect_s", round(ttd, 2))
+    record_property("detect_budget_s", round(budget_s, 1))
+    assert str(decision.severity) == verdict.severity, decision.message
+    assert str(decision.action) == verdict.action, decision.message
+    assert ttd <= budget_s, f"{trigger} detected in {ttd:.1f} s, budget {budget_s:.1f} s"
+    return Detection(decision, origin, ttd)
+
+
+def _num(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 6) if math.isfinite(value) else str(value)
+    return value
+
+
+def steady_reading(
+    run: DrillRun, metric: str, scope: Scope, *, since: float, window_s: float
+) -> Reading:
+    """The monitor's own reading of ``metric`` once a whole window holds only data from after
+    ``since`` (windows widen to whole seconds, hence the extra second). A longer window than
+    the rule's gives the same metric over more samples (WebSocket shares, percentiles)."""
+    ready = since + window_s + 1.0
+    while (left := ready - time.time()) > 0:
+        time.sleep(min(left, 0.5))
+    return run.source.read(Metric(metric), scope, window_s, time.time())
+
+
+def check_level(
+    record_property: Callable[[str, object], None],
+    *,
+    injected: float,
+    measured: float | None,
+    ratio: bool = True,
+) -> None:
+    """Measured against injected: within 1.5 percentage points (ratios) or 5 % of the level."""
+    record_property("injected_level", round(injected, 6))
+    record_property("steady_value", None if measured is None else round(measured, 6))
+    assert measured is not None, "no steady reading"
+    tolerance = max(0.015 if ratio else 0.0, 0.05 * injected)
+    record_property("level_error", round(measured - injected, 6))
+    assert abs(measured - injected) <= tolerance, (
+        f"measured {measured:.4f} vs injected {injected:.4f} (tolerance {tolerance:.4f})"
+    )
+
+
+def assert_no_decision(
+    run: DrillRun,
+    trigger: str,
+    *,
+    observe_s: float,
+    record_property: Callable[[str, object], None],
+    kinds: frozenset[DecisionKind] = ROLLBACK | DEFERRED,
+) -> None:
+    """Watch for ``observe_s``: ``trigger`` must decide nothing of ``kinds`` meanwhile."""
+    monitor = run.monitor
+    assert monitor is not None
+    deadline = time.monotonic() + observe_s
+    while time.monotonic() < deadline:  # the observation period is what is measured
+        time.sleep(0.5)
+        assert monitor.error is None, monitor.error
+    decided = [d for d in monitor.snapshot() if d.trigger_id == trigger and d.kind in kinds]
+    record_property("trigger", trigger)
+    record_property("observed_s", round(observe_s, 1))
+    record_property("decision", "none" if not decided else decided[0].message)
+    assert decided == [], [d.message for d in decided]
+
+
+def baseline_median(run: DrillRun, category: str) -> float:
+    """The category's median latency over the baseline window just captured."""
+    spec = run.policy.baseline("p95_pre_hybrid")
+    now = time.time()
+    median = run.store.window(category, now - run.policy.scale(spec.window_s), now).p50_s
+    assert median is not None, f"no {category} traffic in the baseline window"
+    return median
+
+
+def baseline_value(run: DrillRun, baseline_id: str, scope: Scope) -> float:
+    assert run.baseline is not None
+    value = run.baseline.get(baseline_id, scope)
+    assert value is not None and value.usable and value.value is not None, value
+    return value.value
+
+
+# ---- signals the harness does not (yet) wire ------------------------------------------------
+
+
+class AppCacheCounters:
+    """Stands in for ``LiveSource.redis`` so that the cache hit rate is the app's own
+    (``app_cache_hits_total`` / ``app_cache_misses_total``, as ``metrics.CATALOGUE`` defines
+    it), not Redis INFO's keyspace counters, in which every session read is a hit that drowns
+    the model catalogue's lookups (~0.92 either way)."""
+
+    NAMES: ClassVar[dict[str, str]] = {
+        "keyspace_hits": "app_cache_hits_total",
+        "keyspace_misses": "app_cache_misses_total",
+    }
+
+    def __init__(self, collector: AppMetricsCollector) -> None:
+        self.collector = collector
+        self.series = self
+
+    def increase(self, name: str, start: float | None = None, end: float | None = None) -> Any:
+        return self.collector.series.increase(self.NAMES[name], start, end)
+
+    def hit_rate(self, start: float | None = None, end: float | None = None) -> float | None:
+        hits = self.increase("keyspace_hits", start, end)
+        misses = self.increase("keyspace_misses", start, end)
+        if hits is None or misses is None or hits + misses == 0:
+            return None
+        return float(hits / (hits + misses))
+
+
+@contextmanager
+def app_cache_hit_rate(run: DrillRun, interval_s: float = 0.5) -> Iterator[AppCacheCounters]:
+    """Scrape the app's ``/metrics`` through nginx and read the cache hit rate from it."""
+    collector = AppMetricsCollector(
+        [run.stack.base_url + "/metrics"], interval=interval_s, clock=run.source.clock
+    )
+    counters = AppCacheCounters(collector)
+    previous = run.source.redis
+    collector.start()
+    run.source.redis = counters  # type: ignore[assignment]
+    try:
+        yield counters
+    finally:
+        run.source.redis = previous
+        collector.stop()
+
+
+@contextmanager
+def probes(run: DrillRun, interval_s: float = 1.0) -> Iterator[tuple[ProbeLoop, ProbeLoop]]:
+    """The integrity and security probes, feeding the monitor's findings."""
+    stack = run.stack
+    integrity = ProbeLoop(
+        "integrity",
+        integrity_probe(stack.postgres_dsn(), run.ledger),
+        run.source.integrity,
+        interval_s=interval_s,
+        journal=run.journal,
+    )
+    security = ProbeLoop(
+        "security",
+        SecurityProbe(stack.base_url, stack.workspace.secrets.all()),
+        run.source.security,
+        interval_s=interval_s,
+        journal=run.journal,
+    )
+    with integrity, security:
+        yield integrity, security
+
+
+def scale_budget(run: DrillRun, plan_window_s: float, extra_s: float = 10.0) -> float:
+    """A detection budget: the rule's window at this run's time scale, plus slack."""
+    return run.policy.scale(plan_window_s) + extra_s
+
+
+def needs(condition: bool, why: str) -> None:
+    if not condition:
+        pytest.skip(why)

@@ -1,0 +1,440 @@
+"""The decision matrix's bands, and every other trigger just short of its threshold.
+
+Bands: error rate above 10 % -> immediate rollback; 5-10 % -> evaluate in 5 minutes (a deferred
+verdict due then, escalated because the fault still holds); under 5 % -> monitor closely;
+P95 above 2x baseline -> immediate rollback; 1.5-2x -> evaluate in 10 minutes.
+
+Just below: each other trigger driven to a level short of its threshold must not decide
+(neither rollback nor evaluate). Where the fault is, physically, also something else (DB
+failures are errors too), other rules may speak; the assertion is about the trigger under
+test. For data corruption and security exposure, "below the threshold" is no finding at all:
+the probes run against a healthy hybrid deployment.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+from drills._support import (
+    ROLLBACK,
+    app_cache_hit_rate,
+    assert_no_decision,
+    baseline_median,
+    baseline_value,
+    check_level,
+    detect,
+    faulty_release,
+    origin_of,
+    probes,
+    scale_budget,
+    steady_reading,
+)
+from rollback_drill.drill import DrillRun
+from rollback_drill.faults import CrashProcess, StopContainers, TicketSpike, injected
+from rollback_drill.faults import faulty_releases as releases
+from rollback_drill.metrics import Scope
+from rollback_drill.traffic import Category
+
+pytestmark = [pytest.mark.full, pytest.mark.nightly]
+
+CRUD = Scope.category("crud")
+EVERYWHERE = Scope.everywhere()
+SLOWED = 0.10  # share of CRUD requests the slow release slows: the P95 lands among them
+RecordProperty = Callable[[str, object], None]
+
+
+def hybrid(run: DrillRun) -> None:
+    run.capture_baseline()
+    run.deploy(run.stack.target.releases.next)
+
+
+def window(run: DrillRun, rule_id: str, times: float = 1.0) -> float:
+    return run.policy.scale(run.policy.rule(rule_id).window_s) * times
+
+
+def quiet_period(run: DrillRun, rule_id: str) -> float:
+    """How long 'nothing fired' is watched: two of the rule's windows (and any sustain
+    period), plus slack for the first samples."""
+    rule = run.policy.rule(rule_id)
+    return 2 * run.policy.scale(rule.window_s) + run.policy.scale(rule.sustained_s or 0) + 4.0
+
+
+def mix_share(run: DrillRun, *categories: Category) -> float:
+    """Share of the load's requests in ``categories`` once the hybrid is deployed (every
+    category on, WebSockets included)."""
+    assert run.load is not None
+    weights = run.load.generator.mix.weights
+    return sum(weights.get(c, 0) for c in categories) / sum(weights.values())
+
+
+def wsgi_share(run: DrillRun) -> float:
+    """Share of the requests passing a WSGI path the share faults act on (CRUD, the auth
+    check, the admin)."""
+    return mix_share(run, Category.CRUD, Category.AUTH, Category.ADMIN)
+
+
+# ---- error rate bands ----------------------------------------------------------------------
+
+
+def test_error_rate_above_10_percent_is_immediate_rollback(
+    drill_run: DrillRun, record_property: RecordProperty
+) -> None:
+    run, share = drill_run, 0.12
+    run.capture_baseline()
+    fault = releases.failing_share(run.stack, share, deploy=run.deploy)
+    with faulty_release(run, fault, "crud") as first:
+        origin = origin_of(run, fault, first.at)
+        detect(
+            run,
+            "error_rate",
+            origin=origin,
+            scope=CRUD,
+            budget_s=scale_budget(run, 60),
+            record_property=record_property,
+        )
+        reading = steady_reading(
+            run, "error_rate", CRUD, since=origin, window_s=window(run, "error_rate")
+        )
+        check_level(record_property, injected=share, measured=reading.value)
+
+
+def test_error_rate_5_to_10_percent_is_evaluate_in_5_minutes(
+    drill_run: DrillRun, record_property: RecordProperty
+) -> None:
+    run, share = drill_run, 0.08
+    run.capture_baseline()
+    fault = releases.failing_share(run.stack, share, deploy=run.deploy)
+    with faulty_release(run, fault, "crud") as first:
+        origin = origin_of(run, fault, first.at)
+        found = detect(
+            run,
+            "error_rate_evaluate",
+            origin=origin,
+            scope=CRUD,
+            budget_s=scale_budget(run, 60),
+            record_property=record_property,
+        )
+        deferred = found.decision
+        assert deferred.deadline is not None
+        due_in = deferred.deadline - deferred.time
+        record_property("verdict_due_in_s", round(due_in, 2))
+        assert due_in == pytest.approx(run.policy.scale(300), abs=0.01)
+        reading = steady_reading(
+            run, "error_rate", CRUD, since=origin, window_s=window(run, "error_rate")
+        )
+        check_level(record_property, injected=share, measured=reading.value)
+        # the band's verdict: the rate still holds at the deadline -> rollback, not before
+        assert run.monitor is not None
+        verdict = run.monitor.wait_for_decision(
+            lambda d: d.trigger_id == "error_rate_evaluate" and d.kind in ROLLBACK,
+            timeout_s=max(5.0, deferred.deadline + 10 - time.time()),
+            what="the deferred error-rate verdict at its deadline",
+        )
+        early = [
+            d
+            for d in run.monitor.snapshot()
+            if d.is_rollback() and d.time < deferred.deadline - 1.0
+        ]
+        assert early == [], [d.message for d in early]
+        record_property("verdict", f"{verdict.kind} at +{verdict.time - deferred.time:.1f} s")
+        assert verdict.time >= deferred.deadline - 1.0
+
+
+def test_error_rate_under_5_percent_is_monitor_closely(
+    drill_run: DrillRun, record_property: RecordProperty
+) -> None:
+    run, share = drill_run, 0.03
+    run.capture_baseline()
+    fault = releases.failing_share(run.stack, share, deploy=run.deploy)
+    with faulty_release(run, fault, "crud") as first:
+        origin = origin_of(run, fault, first.at)
+        detect(
+            run,
+            "error_rate_monitor",
+            origin=origin,
+            scope=CRUD,
+            budget_s=scale_budget(run, 60),
+            record_property=record_property,
+        )
+        reading = steady_reading(
+            run, "error_rate", CRUD, since=origin, window_s=window(run, "error_rate")
+        )
+        check_level(record_property, injected=share, measured=reading.value)
+        for rule in ("error_rate", "error_rate_evaluate"):
+            assert_no_decision(run, rule, observe_s=1.0, record_property=lambda *a: None)
+
+
+# ---- P95 bands -----------------------------------------------------------------------------
+
+
+def test_p95_above_2x_baseline_is_immediate_rollback(
+    drill_run: DrillRun, record_property: RecordProperty
+) -> None:
+    run, factor = drill_run, 2.4
+    run.capture_baseline()
+    base = baseline_value(run, "p95_pre_hybrid", CRUD)
+    delay_ms = releases.p95_delay_ms(factor, base, baseline_median(run, "crud"))
+    fault = releases.slow_crud(run.stack, delay_ms, share=SLOWED, deploy=run.deploy)
+    with faulty_release(run, fault, "crud") as first:
+        origin = origin_of(run, fault, first.at)
+        detect(
+            run,
+            "wsgi_p95_latency",
+            origin=origin,
+            scope=CRUD,
+            budget_s=scale_budget(run, 60),
+            record_property=record_property,
+        )
+        reading = steady_reading(
+            run, "p95_latency", CRUD, since=origin, window_s=window(run, "wsgi_p95_latency", 3)
+        )
+        record_property("baseline_p95_ms", round(base * 1000, 2))
+        check_level(
+            record_property,
+            injected=factor,
+            ratio=False,
+            measured=None if reading.value is None else reading.value / base,
+        )
+
+
+def test_p95_1_5_to_2x_baseline_is_evaluate_in_10_minutes(
+    drill_run: DrillRun, record_property: RecordProperty
+) -> None:
+    run, factor = drill_run, 1.75
+    run.capture_baseline()
+    base = baseline_value(run, "p95_pre_hybrid", CRUD)
+    delay_ms = releases.p95_delay_ms(factor, base, baseline_median(run, "crud"))
+    fault = releases.slow_crud(run.stack, delay_ms, share=SLOWED, deploy=run.deploy)
+    with faulty_release(run, fault, "crud") as first:
+        origin = origin_of(run, fault, first.at)
+        found = detect(
+            run,
+            "performance_degradation",
+            origin=origin,
+            scope=CRUD,
+            budget_s=scale_budget(run, 60),
+            record_property=record_property,
+        )
+        assert found.decision.deadline is not None
+        due_in = found.decision.deadline - found.decision.time
+        record_property("verdict_due_in_s", round(due_in, 2))
+        assert due_in == pytest.approx(run.policy.scale(600), abs=0.01)
+        reading = steady_reading(
+            run,
+            "p95_latency",
+            CRUD,
+            since=origin,
+            window_s=window(run, "performance_degradation", 3),
+        )
+        record_property("baseline_p95_ms", round(base * 1000, 2))
+        check_level(
+            record_property,
+            injected=factor,
+            ratio=False,
+            measured=None if reading.value is None else reading.value / base,
+        )
+        assert_no_decision(
+            run, "wsgi_p95_latency", observe_s=1.0, record_property=lambda *a: None, kinds=ROLLBACK
+        )
+
+
+# ---- just below every other trigger ------------------------------------------------------
+
+
+def test_partial_outage_is_not_service_unavailable(
+    drill_run: DrillRun, record_property: RecordProperty
+) -> None:
+    """WSGI down, ASGI up: CRUD, auth and admin fail, streaming and WebSockets do not."""
+    run = drill_run
+    hybrid(run)
+    with injected(StopContainers(run.stack, run.stack.target.services.wsgi)):
+        assert_no_decision(
+            run,
+            "service_unavailable",
+            observe_s=quiet_period(run, "service_unavailable"),
+            record_property=record_property,
+        )
+        assert run.monitor is not None
+        assert any(d.trigger_id == "error_rate" for d in run.monitor.snapshot())
+
+
+def test_db_failures_on_45_percent_of_requests(
+    drill_run: DrillRun, record_property: RecordProperty
+) -> None:
+    run, level = drill_run, 0.45
+    run.capture_baseline()
+    share = level / wsgi_share(run)
+    paths = releases.AUTHENTICATED_WSGI_PATHS
+    fault = releases.failing_share(run.stack, share, kind="db", paths=paths, deploy=run.deploy)
+    with faulty_release(run, fault, "crud") as first:
+        origin = origin_of(run, fault, first.at)
+        assert_no_decision(
+            run,
+            "db_connection_failures",
+            observe_s=quiet_period(run, "db_connection_failures"),
+            record_property=record_property,
+        )
+        reading = steady_reading(
+            run,
+            "db_connection_failure_rate",
+            EVERYWHERE,
+            since=origin,
+            window_s=window(run, "db_connection_failures"),
+        )
+        check_level(record_property, injected=level, measured=reading.value)
+
+
+def test_five_asgi_restarts(drill_run: DrillRun, record_property: RecordProperty) -> None:
+    run = drill_run
+    hybrid(run)
+    with injected(CrashProcess(run.stack, run.stack.target.services.asgi, times=5)):
+        assert_no_decision(run, "asgi_restarts", observe_s=8.0, record_property=record_property)
+
+
+def test_memory_at_93_percent(drill_run: DrillRun, record_property: RecordProperty) -> None:
+    run, cap = drill_run, 0.93
+    run.capture_baseline()
+    fault = releases.leaky_asgi(run.stack, cap_ratio=cap, deploy=run.deploy)
+    with faulty_release(run, fault, timeout_s=60):
+        assert_no_decision(
+            run,
+            "memory_leak",
+            observe_s=quiet_period(run, "memory_leak"),
+            record_property=record_property,
+        )
+        asgi = Scope.service(run.stack.target.services.asgi)
+        reading = run.source.read(
+            "memory_usage_ratio", asgi, window(run, "memory_leak"), time.time()
+        )
+        check_level(record_property, injected=cap, measured=reading.value)
+
+
+def test_auth_failures_at_4_percent(drill_run: DrillRun, record_property: RecordProperty) -> None:
+    run, level = drill_run, 0.04
+    run.capture_baseline()
+    fault = releases.failing_share(
+        run.stack, level / wsgi_share(run), kind="auth", deploy=run.deploy
+    )
+    with faulty_release(run, fault, "crud") as first:
+        origin = origin_of(run, fault, first.at)
+        assert_no_decision(
+            run,
+            "auth_failures",
+            observe_s=quiet_period(run, "auth_failures"),
+            record_property=record_property,
+        )
+        reading = steady_reading(
+            run,
+            "auth_failure_rate",
+            EVERYWHERE,
+            since=origin,
+            window_s=window(run, "auth_failures", 2),
+        )
+        check_level(record_property, injected=level, measured=reading.value)
+
+
+def test_seven_redis_failures_per_minute(
+    drill_run: DrillRun, record_property: RecordProperty
+) -> None:
+    """About 7 failures per (scaled) minute: the count threshold is > 10."""
+    run, per_window = drill_run, 7.0
+    run.capture_baseline()
+    crud_per_window = (
+        run.rate * mix_share(run, Category.CRUD) * window(run, "redis_connection_failures")
+    )
+    fault = releases.failing_share(
+        run.stack, per_window / crud_per_window, kind="redis", deploy=run.deploy
+    )
+    with faulty_release(run, fault, "crud") as first:
+        origin = origin_of(run, fault, first.at)
+        assert_no_decision(
+            run,
+            "redis_connection_failures",
+            observe_s=quiet_period(run, "redis_connection_failures"),
+            record_property=record_property,
+        )
+        reading = steady_reading(
+            run,
+            "redis_connection_failures",
+            EVERYWHERE,
+            since=origin,
+            window_s=window(run, "redis_connection_failures"),
+        )
+        record_property("injected_level", per_window)
+        record_property("steady_value", reading.value)
+        assert reading.value is not None and 0 < reading.value <= 10
+
+
+def test_websocket_disconnects_at_25_percent(
+    drill_run: DrillRun, record_property: RecordProperty
+) -> None:
+    run, share = drill_run, 0.25
+    run.capture_baseline()
+    fault = releases.ws_drop(run.stack, share, deploy=run.deploy)
+    with faulty_release(run, fault, "websocket") as first:
+        origin = origin_of(run, fault, first.at)
+        assert_no_decision(
+            run,
+            "websocket_disconnects",
+            observe_s=quiet_period(run, "websocket_disconnects"),
+            record_property=record_property,
+        )
+        reading = steady_reading(
+            run,
+            "websocket_disconnect_rate",
+            Scope.category("websocket"),
+            since=origin,
+            window_s=window(run, "websocket_disconnects", 3),
+        )
+        check_level(record_property, injected=share, measured=reading.value)
+
+
+def test_cache_hit_rate_down_by_40_percent(
+    drill_run: DrillRun, record_property: RecordProperty
+) -> None:
+    run, miss = drill_run, 0.4
+    with app_cache_hit_rate(run):
+        run.capture_baseline()
+        base = baseline_value(run, "cache_hit_pre_hybrid", EVERYWHERE)
+        fault = releases.cache_miss(run.stack, miss, deploy=run.deploy)
+        with faulty_release(run, fault, "crud") as first:
+            origin = origin_of(run, fault, first.at)
+            assert_no_decision(
+                run,
+                "cache_hit_drop",
+                observe_s=quiet_period(run, "cache_hit_drop"),
+                record_property=record_property,
+            )
+            reading = steady_reading(
+                run,
+                "cache_hit_rate",
+                EVERYWHERE,
+                since=origin,
+                window_s=window(run, "cache_hit_drop", 3),
+            )
+            record_property("baseline_hit_rate", round(base, 4))
+            check_level(record_property, injected=(1 - miss) * base, measured=reading.value)
+
+
+def test_ten_support_tickets(drill_run: DrillRun, record_property: RecordProperty) -> None:
+    run = drill_run
+    hybrid(run)
+    with injected(TicketSpike(count=10, url=run.tickets.url, journal=run.journal)):
+        assert_no_decision(run, "user_complaints", observe_s=5.0, record_property=record_property)
+
+
+def test_no_finding_no_corruption_or_exposure_decision(
+    drill_run: DrillRun, record_property: RecordProperty
+) -> None:
+    """Integrity and security probes against a healthy hybrid deployment: nothing found."""
+    run = drill_run
+    with probes(run) as (integrity, security):
+        hybrid(run)
+        assert_no_decision(run, "data_corruption", observe_s=8.0, record_property=record_property)
+        assert_no_decision(run, "security_exposure", observe_s=0.5, record_property=lambda *a: None)
+        record_property("probe_runs", integrity.runs + security.runs)
+        assert integrity.runs >= 5 and security.runs >= 5
+        assert integrity.found == 0 and security.found == 0

@@ -1,0 +1,182 @@
+"""Whole drills: the plan from the first symptom to the verified rollback, on the clock.
+
+healthy pre-hybrid under load, baseline -> backups -> hybrid deployed with one defect -> the
+monitor's decision -> the rollback phases the decision and the plan prescribe -> the
+validation checklist -> the success criteria (rollback < 5 minutes, all services healthy, no
+data loss). A drill fails when any step fails, a check fails, or the clock passes the budget;
+the JUnit message names the failing checks.
+
+Which phases: the plan's Phase 2 ("configuration only") is enough when the defect lives on the
+ASGI side (stopping ASGI and routing all traffic to WSGI removes it); a defect in the WSGI
+code needs Phase 3 ("code + config"); bad data needs Phase 5 (the backup). The hybrid release's
+0011 migrations are additive, so the previous code runs on the new schema and Phase 4 is not
+prescribed for these defects.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from checks.base import CheckResult, require
+from checks.checklist import run_checklist
+from checks.data import no_acked_write_lost
+from rollback_drill.announce import FileSink
+from rollback_drill.decisions import Decision
+from rollback_drill.defects import DefectLog
+from rollback_drill.drill import DrillRun
+from rollback_drill.faults import faulty_releases as releases
+from rollback_drill.faults.release import FaultyRelease
+from rollback_drill.report import DrillSummary
+from rollback_drill.rollback import RollbackContext, run_rollback
+from rollback_drill.rollback.budgets import sequence_budget_s
+
+pytestmark = [pytest.mark.full, pytest.mark.nightly]
+
+SUCCESS_BUDGET_S = 300.0  # the plan's success criterion: "Rollback completes in < 5 minutes"
+
+
+def whole_drill(
+    run: DrillRun,
+    make_fault: type[FaultyRelease] | object,
+    trigger: str,
+    phases: tuple[int, ...],
+    *,
+    plan_defects: DefectLog,
+    report_dir: Path,
+    record: DrillSummary,
+    record_property: pytest.RecordProperty,
+) -> list[CheckResult]:
+    run.capture_baseline()
+    run.backup()
+    fault: FaultyRelease = make_fault(run)  # type: ignore[operator]
+    try:
+        return _fault_to_verified_rollback(
+            run, fault, trigger, phases, plan_defects, report_dir, record, record_property
+        )
+    finally:
+        # The rollback replaced the faulty release: never "revert" it by redeploying it; only
+        # release the fault's probe session.
+        if fault.after_revert is not None:
+            fault.after_revert()
+
+
+def _fault_to_verified_rollback(
+    run: DrillRun,
+    fault: FaultyRelease,
+    trigger: str,
+    phases: tuple[int, ...],
+    plan_defects: DefectLog,
+    report_dir: Path,
+    record: DrillSummary,
+    record_property: pytest.RecordProperty,
+) -> list[CheckResult]:
+    fault.apply()  # deploys the faulty hybrid release through the harness (guarded)
+    run.mark("fault live", fault=fault.name)
+    fault.verify_effect(timeout_s=60)
+    monitor = run.start_monitor()
+    decision: Decision = monitor.wait_for_decision(
+        lambda d: d.is_rollback() and d.trigger_id == trigger,
+        timeout_s=run.policy.scale(600) + 30,
+        what=f"a rollback decision of {trigger}",
+    )
+    run.mark(f"decision {trigger}")
+    record_property("trigger", trigger)
+    record_property("decision", f"{decision.kind}:{decision.action}")
+    record_property("measured_value", decision.value)
+    record_property("threshold", decision.threshold)
+    live = fault.live_at or run.source.not_before or decision.time
+    record_property("time_to_detect_s", round(decision.time - live, 2))
+
+    sink_path = report_dir / "announcements" / f"{record.nodeid.split('::')[-1]}.txt"
+    ctx = RollbackContext(
+        run.stack,
+        reason=decision.message,
+        sink=FileSink(sink_path),
+        defects=plan_defects,
+        backups=run.backups,
+        holder=f"whole drill {record.nodeid}",
+    )
+    run.mark("rollback start")
+    result = run_rollback(ctx, phases)
+    rolled_back_at = run.mark("rollback end")
+    for key, value in result.properties().items():
+        record_property(key, value)
+    if sink_path.exists():
+        record.announcement = sink_path.read_text()
+
+    # the checklist judges the stack after the rollback, under the same load: one (scaled)
+    # minute to settle (new replicas warm up), then one (scaled) minute observed
+    settle_s, observe_s = run.policy.scale(60), run.policy.scale(60)
+    if run.load is not None:
+        run.load.wait_for_writes(5, after=rolled_back_at, timeout_s=60)
+    since = rolled_back_at + settle_s
+    deadline = time.monotonic() + max(0.0, since + observe_s - time.time())
+    while time.monotonic() < deadline:  # the observation period itself is what is measured
+        time.sleep(0.5)
+    assert run.baseline is not None
+    checks = run_checklist(run.stack, run.store, run.policy, run.baseline, since=since)
+    checks.append(no_acked_write_lost(run.stack.postgres_dsn(), run.ledger))
+    checks.append(
+        CheckResult(
+            "Rollback completes in < 5 minutes",
+            result.time_to_rollback_s < SUCCESS_BUDGET_S
+            and result.time_to_rollback_s <= sequence_budget_s(phases),
+            round(result.time_to_rollback_s, 2),
+            f"< {SUCCESS_BUDGET_S:.0f} s and <= phases' budget {sequence_budget_s(phases):.0f} s",
+        )
+    )
+    run.mark("checklist done")
+    for c in checks:
+        record_property(f"check:{c.name}", "pass" if c.passed else f"FAIL {c.measured!r}")
+    record.lessons = {
+        "Date": time.strftime("%Y-%m-%d"),
+        "Issue": f"{fault.params.get('defect', fault.name)} -> {decision.message}",
+        "Rollback Executed": "Yes",
+        "Time to Rollback": f"{result.time_to_rollback_s:.1f} s (phases {result.label})",
+        "What Worked": "; ".join(c.name for c in checks if c.passed),
+        "What Didn't Work": "; ".join(c.line() for c in checks if not c.passed) or "nothing",
+        "Changes Made to Procedure": "; ".join(d.corrected_step for d in result.defects) or "none",
+    }
+    return checks
+
+
+@pytest.fixture
+def whole(drill_run, plan_defects, report_dir, drill_record, record_property):  # type: ignore[no-untyped-def]
+    def go(make_fault: object, trigger: str, phases: tuple[int, ...]) -> list[CheckResult]:
+        return whole_drill(
+            drill_run,
+            make_fault,
+            trigger,
+            phases,
+            plan_defects=plan_defects,
+            report_dir=report_dir,
+            record=drill_record,
+            record_property=record_property,
+        )
+
+    return go
+
+
+def test_crash_looping_asgi_rolls_back_config_only(whole) -> None:  # type: ignore[no-untyped-def]
+    """ASGI crashes on every WebSocket: restarts > 5 in 10 min -> phases 1->2."""
+    checks = whole(
+        lambda run: releases.crashing_asgi(
+            run.stack, deploy=lambda tag: run.deploy(tag, wait=False)
+        ),
+        "asgi_restarts",
+        (1, 2),
+    )
+    require(*checks)
+
+
+def test_failing_crud_code_rolls_back_code(whole) -> None:  # type: ignore[no-untyped-def]
+    """New CRUD code fails 25 % of requests: error rate > 10 % -> phases 1->3."""
+    checks = whole(
+        lambda run: releases.failing_share(run.stack, 0.25, kind="error", deploy=run.deploy),
+        "error_rate",
+        (1, 3),
+    )
+    require(*checks)

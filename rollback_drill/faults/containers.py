@@ -1,0 +1,368 @@
+"""Infrastructure faults on a Compose service's containers: no cooperation from the app.
+
+Each works on any Compose project the suite can see (only this run's containers, through
+``Stack.containers``), through the Docker API:
+
+- :class:`StopContainers` / :class:`KillContainers` -- ``docker stop`` / ``docker kill``: the
+  service is down until the revert starts it again (a manual stop or kill is not restarted by
+  a restart policy);
+- :class:`PauseContainers` -- frozen (cgroup freezer): connections hang instead of failing;
+- :class:`RestartContainers` -- ``docker restart``, ``times`` times (each awaited running);
+- :class:`CrashProcess` -- SIGKILL to the container's main process from the host, ``times``
+  times: to Docker that is a crash (no ``kill`` event), so the restart policy brings it back
+  and the events collector counts a crash and a restart;
+- :class:`CpuQuota` -- ``docker update --cpus``;
+- :class:`MemoryLimit` -- ``docker update --memory`` (and swap), either to a size or so that
+  the current use is ``target_ratio`` of the new limit.
+
+Reverts restore what was there before (the containers' own previous settings), and tolerate
+containers that went away meanwhile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from typing import Any, ClassVar, Literal
+
+import docker.errors
+
+from rollback_drill.errors import FaultError
+from rollback_drill.faults.base import BaseFault, Effect
+from rollback_drill.journal import Journal
+from rollback_drill.signals.docker_stats import (
+    find_memory_cgroup,
+    machine_memory,
+    read_cgroup_memory,
+)
+from rollback_drill.stack import Stack
+from rollback_drill.wait import wait_for
+
+__all__ = [
+    "CpuQuota",
+    "CrashProcess",
+    "KillContainers",
+    "MemoryLimit",
+    "PauseContainers",
+    "RestartContainers",
+    "StopContainers",
+    "container_memory_ratio",
+]
+
+_GONE = (docker.errors.NotFound, docker.errors.APIError)
+
+
+class ServiceFault(BaseFault):
+    """A fault on the running containers of one Compose service of ``stack``."""
+
+    family: ClassVar[Literal["infrastructure"]] = "infrastructure"
+
+    def __init__(
+        self,
+        stack: Stack,
+        service: str,
+        *,
+        journal: Journal | None = None,
+        name: str | None = None,
+        **params: Any,
+    ) -> None:
+        label = name or f"{type(self).__name__}:{service}"
+        super().__init__(
+            label, journal if journal is not None else stack.journal, {"service": service, **params}
+        )
+        self.stack = stack
+        self.service = service
+        self.targets: list[Any] = []  # the containers the fault was applied to
+
+    def running(self) -> list[Any]:
+        out = [c for c in self.stack.containers(self.service) if c.status == "running"]
+        if not out:
+            raise FaultError(f"{self.name}: no running container of service {self.service}")
+        return out
+
+    def _fresh(self, container: Any) -> Any | None:
+        with contextlib.suppress(*_GONE):
+            container.reload()
+            return container
+        return None
+
+
+class StopContainers(ServiceFault):
+    def __init__(self, stack: Stack, service: str, *, timeout_s: int = 5, **kw: Any) -> None:
+        super().__init__(stack, service, timeout_s=timeout_s, **kw)
+        self.timeout_s = timeout_s
+
+    def _apply(self) -> float | None:
+        self.targets = self.running()
+        for c in self.targets:
+            c.stop(timeout=self.timeout_s)
+        return None
+
+    def _revert(self) -> None:
+        for c in self.targets:
+            if self._fresh(c) is not None and c.status != "running":
+                c.start()
+        self.targets = []
+
+    def observe(self) -> Effect:
+        states = [c.status if self._fresh(c) else "gone" for c in self.targets]
+        down = bool(states) and all(s != "running" for s in states)
+        return Effect(down, states, "every container of the service stopped")
+
+
+class KillContainers(StopContainers):
+    def __init__(self, stack: Stack, service: str, *, sig: str = "SIGKILL", **kw: Any) -> None:
+        super().__init__(stack, service, **kw)
+        self._params["signal"] = sig
+        self.sig = sig
+
+    def _apply(self) -> float | None:
+        self.targets = self.running()
+        for c in self.targets:
+            c.kill(signal=self.sig)
+        return None
+
+
+class PauseContainers(ServiceFault):
+    def _apply(self) -> float | None:
+        self.targets = self.running()
+        for c in self.targets:
+            c.pause()
+        return None
+
+    def _revert(self) -> None:
+        for c in self.targets:
+            if self._fresh(c) is not None and c.attrs["State"].get("Paused"):
+                c.unpause()
+        self.targets = []
+
+    def observe(self) -> Effect:
+        paused = [bool(self._fresh(c) and c.attrs["State"].get("Paused")) for c in self.targets]
+        return Effect(bool(paused) and all(paused), paused, "every container paused")
+
+
+class RestartContainers(ServiceFault):
+    """``docker restart`` ``times`` times, each time awaiting the container running again.
+    One-shot: nothing to revert."""
+
+    def __init__(
+        self, stack: Stack, service: str, *, times: int = 1, timeout_s: int = 5, **kw: Any
+    ) -> None:
+        if times < 1:
+            raise ValueError(f"times must be >= 1, not {times}")
+        super().__init__(stack, service, times=times, timeout_s=timeout_s, **kw)
+        self.times, self.timeout_s = times, timeout_s
+        self.done = 0
+
+    def _apply(self) -> float | None:
+        self.targets = self.running()
+        first: float | None = None
+        for _ in range(self.times):
+            for c in self.targets:
+                c.restart(timeout=self.timeout_s)
+                first = first or time.time()
+            for c in self.targets:
+                _await_running(c, f"{self.service} running after a restart")
+            self.done += 1
+        return first
+
+    def _revert(self) -> None:
+        pass
+
+    def observe(self) -> Effect:
+        return Effect(self.done == self.times, self.done, f"{self.times} restarts done")
+
+
+class CrashProcess(ServiceFault):
+    """SIGKILL the main process from the host ``times`` times, each time awaiting the restart
+    policy's comeback. One-shot: nothing to revert. Needs the daemon on this host (its PIDs)."""
+
+    def __init__(
+        self, stack: Stack, service: str, *, times: int = 1, comeback_s: float = 60.0, **kw: Any
+    ) -> None:
+        if times < 1:
+            raise ValueError(f"times must be >= 1, not {times}")
+        super().__init__(stack, service, times=times, **kw)
+        self.times, self.comeback_s = times, comeback_s
+        self.before: dict[str, int] = {}
+
+    def _apply(self) -> float | None:
+        self.targets = self.running()
+        self.before = {c.id: int(c.attrs["RestartCount"]) for c in self.targets}
+        first: float | None = None
+        for n in range(self.times):
+            for c in self.targets:
+                c.reload()
+                pid = int(c.attrs["State"].get("Pid") or 0)
+                if pid <= 1:
+                    raise FaultError(f"{self.name}: container {c.name} has no host PID")
+                os.kill(pid, signal.SIGKILL)
+                first = first or time.time()
+            for c in self.targets:
+                _await_restarts(c, self.before[c.id] + n + 1, self.comeback_s)
+        return first
+
+    def _revert(self) -> None:
+        pass
+
+    def observe(self) -> Effect:
+        counts = {}
+        for c in self.targets:
+            if self._fresh(c) is not None:
+                counts[c.name] = int(c.attrs["RestartCount"]) - self.before.get(c.id, 0)
+        ok = bool(counts) and all(n >= self.times for n in counts.values())
+        return Effect(ok, counts, f">= {self.times} policy restarts per container")
+
+
+class CpuQuota(ServiceFault):
+    """Limit each container to ``cpus`` CPUs (CFS quota over a 100 ms period)."""
+
+    PERIOD_US: ClassVar[int] = 100_000
+
+    def __init__(self, stack: Stack, service: str, *, cpus: float, **kw: Any) -> None:
+        if not cpus > 0:
+            raise ValueError(f"cpus must be > 0, not {cpus!r}")
+        super().__init__(stack, service, cpus=cpus, **kw)
+        self.cpus = cpus
+        self.saved: dict[str, tuple[int, int]] = {}
+
+    def _apply(self) -> float | None:
+        self.targets = self.running()
+        for c in self.targets:
+            hc = c.attrs["HostConfig"]
+            if int(hc.get("NanoCpus") or 0):
+                raise FaultError(f"{c.name} has a --cpus limit; set its quota by hand")
+            self.saved[c.id] = (int(hc.get("CpuQuota") or 0), int(hc.get("CpuPeriod") or 0))
+            c.update(cpu_period=self.PERIOD_US, cpu_quota=int(self.cpus * self.PERIOD_US))
+        return None
+
+    def _revert(self) -> None:
+        for c in self.targets:
+            if self._fresh(c) is None or c.id not in self.saved:
+                continue
+            quota, period = self.saved[c.id]
+            c.update(cpu_quota=quota or -1, cpu_period=period or self.PERIOD_US)
+        self.targets, self.saved = [], {}
+
+    def observe(self) -> Effect:
+        quotas = {}
+        for c in self.targets:
+            if self._fresh(c) is not None:
+                hc = c.attrs["HostConfig"]
+                quotas[c.name] = int(hc.get("CpuQuota") or 0) / int(hc.get("CpuPeriod") or 1)
+        ok = bool(quotas) and all(abs(q - self.cpus) < 1e-6 for q in quotas.values())
+        return Effect(ok, quotas, f"a CFS quota of {self.cpus:g} CPUs on every container")
+
+
+class MemoryLimit(ServiceFault):
+    """Set each container's memory limit (swap included) to ``limit_bytes``, or to
+    ``current use / target_ratio`` so that the monitor reads ``target_ratio``."""
+
+    def __init__(
+        self,
+        stack: Stack,
+        service: str,
+        *,
+        limit_bytes: int | None = None,
+        target_ratio: float | None = None,
+        **kw: Any,
+    ) -> None:
+        if (limit_bytes is None) == (target_ratio is None):
+            raise ValueError("give exactly one of limit_bytes and target_ratio")
+        if target_ratio is not None and not 0 < target_ratio < 1:
+            raise ValueError(f"target_ratio must be in (0, 1), not {target_ratio!r}")
+        if limit_bytes is not None and limit_bytes < 6 * 1024 * 1024:
+            raise ValueError(f"limit_bytes {limit_bytes} is below Docker's 6 MiB minimum")
+        super().__init__(stack, service, limit_bytes=limit_bytes, target_ratio=target_ratio, **kw)
+        self.limit_bytes, self.target_ratio = limit_bytes, target_ratio
+        self.saved: dict[str, tuple[int, int]] = {}
+        self.set_to: dict[str, int] = {}
+
+    def _apply(self) -> float | None:
+        self.targets = self.running()
+        for c in self.targets:
+            hc = c.attrs["HostConfig"]
+            self.saved[c.id] = (int(hc.get("Memory") or 0), int(hc.get("MemorySwap") or 0))
+            if self.limit_bytes is not None:
+                limit = self.limit_bytes
+            else:
+                assert self.target_ratio is not None
+                usage = container_memory(c)[0]
+                limit = int(usage / self.target_ratio)
+            self.set_to[c.id] = limit
+            c.update(mem_limit=limit, memswap_limit=limit)
+        return None
+
+    def _revert(self) -> None:
+        for c in self.targets:
+            if self._fresh(c) is None or c.id not in self.saved:
+                continue
+            memory, swap = self.saved[c.id]
+            c.update(mem_limit=memory or -1, memswap_limit=swap or -1)
+        self.targets, self.saved, self.set_to = [], {}, {}
+
+    def observe(self) -> Effect:
+        ratios = {}
+        for c in self.targets:
+            if self._fresh(c) is None:
+                continue
+            usage, limit = container_memory(c)
+            ratios[c.name] = round(usage / limit, 4) if limit else None
+        limits_ok = all(
+            int(c.attrs["HostConfig"].get("Memory") or 0) == self.set_to.get(c.id)
+            for c in self.targets
+        )
+        ok = bool(ratios) and limits_ok
+        if self.target_ratio is not None:
+            ok = ok and all(
+                r is not None and r >= self.target_ratio - 0.02 for r in ratios.values()
+            )
+        return Effect(
+            ok,
+            ratios,
+            "the new limit in force"
+            + (f", use >= {self.target_ratio - 0.02:.3f} of it" if self.target_ratio else ""),
+        )
+
+
+def container_memory(container: Any) -> tuple[int, int]:
+    """(usage as ``docker stats`` counts it, limit) of a running container, from its cgroup."""
+    container.reload()
+    pid = int(container.attrs["State"].get("Pid") or 0)
+    cgroup = find_memory_cgroup(container.id, pid) if pid else None
+    if cgroup is None:
+        raise FaultError(f"no memory cgroup visible for {container.name} (remote daemon?)")
+    reading = read_cgroup_memory(cgroup, machine_memory())
+    return reading.usage_bytes, reading.limit_bytes
+
+
+def container_memory_ratio(container: Any) -> float:
+    usage, limit = container_memory(container)
+    return usage / limit if limit else 0.0
+
+
+def _await_restarts(container: Any, want: int, timeout_s: float) -> None:
+    def look() -> tuple[int, str]:
+        container.reload()
+        return int(container.attrs["RestartCount"]), str(container.status)
+
+    wait_for(
+        look,
+        lambda seen: seen[0] >= want and seen[1] == "running",
+        timeout_s=timeout_s,
+        what=f"{container.name} restarted by its restart policy ({want} restarts)",
+        interval_s=0.1,
+        hint="a container without a restart policy stays down",
+    )
+
+
+def _await_running(container: Any, what: str, timeout_s: float = 60.0) -> None:
+    wait_for(
+        lambda: (container.reload(), container.status)[1],
+        lambda status: status == "running",
+        timeout_s=timeout_s,
+        what=what,
+        interval_s=0.1,
+    )

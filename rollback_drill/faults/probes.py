@@ -1,0 +1,153 @@
+"""The drill's own probes for the two triggers no request outcome shows: data corruption and
+security exposure. A :class:`ProbeLoop` runs a probe every ``interval_s`` on a thread and adds
+each run's number of findings to a :class:`~rollback_drill.monitor.Findings` (the monitor's
+``integrity`` / ``security`` readings).
+
+- :func:`integrity_probe` -- every acknowledged write of the load's ledger against the
+  database, row by row (``checks.data``): missing rows and rows whose fields or stored
+  checksum disagree with what was written are findings.
+- :class:`SecurityProbe` -- what an anonymous client can get through nginx: data endpoints
+  that answer without a session, the admin without a staff session, Django's technical debug
+  pages, and any of the run's secrets in a response body. ``/metrics`` and ``/api/health/``
+  are public by the app's contract and not findings.
+"""
+
+from __future__ import annotations
+
+import secrets as _secrets
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import httpx
+
+from rollback_drill.journal import Journal
+from rollback_drill.ledger import Ledger
+from rollback_drill.load import require_loopback
+from rollback_drill.monitor import Findings
+
+__all__ = ["ProbeLoop", "SecurityProbe", "integrity_probe"]
+
+Probe = Callable[[], int]
+
+
+def integrity_probe(dsn: str, ledger: Ledger) -> Probe:
+    """Findings = acknowledged writes missing from the database or not intact."""
+    from checks.data import no_acked_write_lost
+
+    def run() -> int:
+        if not ledger.acked():
+            return 0
+        result = no_acked_write_lost(dsn, ledger)
+        return int(result.measured["missing"]) + int(result.measured["corrupted"])
+
+    return run
+
+
+@dataclass
+class SecurityProbe:
+    """Anonymous requests that must be refused; each one that is not is a finding."""
+
+    base_url: str
+    secrets: Iterable[str] = ()
+    transport: httpx.BaseTransport | None = None  # tests: instead of the network
+    last: list[str] = field(default_factory=list)  # what the last run found
+
+    # (path, what must come back) -- docs/app-api.md
+    PROTECTED = (
+        ("/api/sessions/?limit=1", (401, 403)),
+        ("/api/models/", (401, 403)),
+        ("/api/auth/me/", (401, 403)),
+    )
+
+    def __post_init__(self) -> None:
+        require_loopback(self.base_url)
+        self.base_url = self.base_url.rstrip("/")
+        self.secrets = tuple(self.secrets)
+
+    def __call__(self) -> int:
+        found: list[str] = []
+        bodies: list[str] = []
+        with httpx.Client(
+            base_url=self.base_url, timeout=5.0, follow_redirects=False, transport=self.transport
+        ) as c:
+            for path, refused in self.PROTECTED:
+                r = c.get(path)
+                bodies.append(r.text)
+                if r.status_code not in refused and r.status_code < 500:
+                    found.append(f"{path} answered {r.status_code} without a session")
+            admin = c.get("/admin/")
+            if admin.status_code == 200:
+                found.append("/admin/ answered 200 without a staff session")
+            missing = c.get(f"/api/rbd-probe-{_secrets.token_hex(4)}/")
+            bodies.append(missing.text)
+            if "URLconf" in missing.text or "Traceback" in missing.text:
+                found.append("technical debug page served (DEBUG on)")
+        for secret in self.secrets:
+            if secret and any(secret in b for b in bodies):
+                found.append("a secret of the run appears in a response")
+        self.last = found
+        return len(found)
+
+
+class ProbeLoop:
+    """Runs ``probe`` every ``interval_s`` until stopped; findings go to ``findings``.
+
+    A probe that raises (the database down, nginx refusing) records nothing for that run --
+    it is not evidence either way -- and the error is kept in ``errors``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        probe: Probe,
+        findings: Findings,
+        *,
+        interval_s: float = 1.0,
+        journal: Journal | None = None,
+    ) -> None:
+        self.name, self.probe, self.findings = name, probe, findings
+        self.interval_s = interval_s
+        self.journal = journal
+        self.runs = 0
+        self.errors: list[str] = []
+        self.found = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> int | None:
+        try:
+            n = self.probe()
+        except Exception as exc:
+            self.errors.append(f"{type(exc).__name__}: {exc}"[:300])
+            return None
+        self.runs += 1
+        self.findings.add(n)
+        if n and not self.found and self.journal is not None:
+            self.journal.event("probe", self.name, findings=n)
+        self.found += n
+        return n
+
+    def _loop(self) -> None:
+        next_run = time.monotonic()
+        while not self._stop.is_set():
+            self.run_once()
+            next_run += self.interval_s
+            self._stop.wait(max(0.0, next_run - time.monotonic()))
+
+    def start(self) -> ProbeLoop:
+        self._thread = threading.Thread(target=self._loop, name=f"probe-{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+
+    def __enter__(self) -> ProbeLoop:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,201 @@
+"""Infrastructure faults against fakes of the Docker SDK: parameters, idempotence, what a
+revert restores. The real thing runs in tests/test_faults_docker.py (marked ``docker``)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import docker.errors
+import pytest
+
+from rollback_drill.errors import FaultError
+from rollback_drill.faults import (
+    CpuQuota,
+    MemoryLimit,
+    PacketFault,
+    PauseContainers,
+    RestartContainers,
+    StopContainers,
+)
+from rollback_drill.faults.network import rule_spec
+from rollback_drill.journal import Journal
+
+
+class FakeContainer:
+    def __init__(self, name: str) -> None:
+        self.name = self.id = name
+        self.status = "running"
+        self.attrs: dict[str, Any] = {
+            "State": {"Paused": False, "Pid": 4242},
+            "HostConfig": {
+                "Memory": 402653184,
+                "MemorySwap": 805306368,
+                "CpuQuota": 0,
+                "CpuPeriod": 0,
+                "NanoCpus": 0,
+            },
+            "RestartCount": 0,
+        }
+        self.calls: list[tuple[str, Any]] = []
+        self.gone = False
+
+    def reload(self) -> None:
+        if self.gone:
+            raise docker.errors.NotFound("gone")
+
+    def stop(self, timeout: int = 10) -> None:
+        self.calls.append(("stop", timeout))
+        self.status = "exited"
+
+    def start(self) -> None:
+        self.calls.append(("start", None))
+        self.status = "running"
+
+    def kill(self, signal: str = "SIGKILL") -> None:
+        self.calls.append(("kill", signal))
+        self.status = "exited"
+
+    def restart(self, timeout: int = 10) -> None:
+        self.calls.append(("restart", timeout))
+
+    def pause(self) -> None:
+        self.calls.append(("pause", None))
+        self.attrs["State"]["Paused"] = True
+
+    def unpause(self) -> None:
+        self.calls.append(("unpause", None))
+        self.attrs["State"]["Paused"] = False
+
+    def update(self, **kw: Any) -> None:
+        self.calls.append(("update", kw))
+        hc = self.attrs["HostConfig"]
+        if "cpu_quota" in kw:
+            hc["CpuQuota"], hc["CpuPeriod"] = kw["cpu_quota"], kw.get("cpu_period", hc["CpuPeriod"])
+        if "mem_limit" in kw:
+            hc["Memory"], hc["MemorySwap"] = kw["mem_limit"], kw["memswap_limit"]
+
+
+def fake_stack(*containers: FakeContainer) -> Any:
+    return SimpleNamespace(
+        containers=lambda service=None: list(containers),
+        journal=Journal(),
+        workspace=SimpleNamespace(run_id="unit"),
+    )
+
+
+def test_stop_is_reverted_by_a_start_once() -> None:
+    c = FakeContainer("nginx-1")
+    fault = StopContainers(fake_stack(c), "nginx", timeout_s=3)
+    fault.apply()
+    fault.apply()
+    assert fault.observe().seen
+    fault.revert()
+    fault.revert()
+    assert c.calls == [("stop", 3), ("start", None)] and c.status == "running"
+    assert fault.name == "StopContainers:nginx" and fault.params == {
+        "service": "nginx",
+        "timeout_s": 3,
+    }
+
+
+def test_a_service_with_nothing_running_cannot_be_faulted() -> None:
+    c = FakeContainer("asgi-1")
+    c.status = "exited"
+    with pytest.raises(FaultError, match="no running container of service backend-asgi"):
+        StopContainers(fake_stack(c), "backend-asgi").apply()
+
+
+def test_revert_tolerates_a_container_that_went_away() -> None:
+    a, b = FakeContainer("a"), FakeContainer("b")
+    fault = PauseContainers(fake_stack(a, b), "redis")
+    fault.apply()
+    a.gone = True
+    fault.revert()
+    assert ("unpause", None) not in a.calls and ("unpause", None) in b.calls
+
+
+def test_restart_counts_and_needs_a_positive_number() -> None:
+    with pytest.raises(ValueError, match="times must be >= 1"):
+        RestartContainers(fake_stack(), "x", times=0)
+    c = FakeContainer("asgi-1")
+    fault = RestartContainers(fake_stack(c), "backend-asgi", times=3, timeout_s=1)
+    fault.apply()
+    assert fault.observe().seen and c.calls.count(("restart", 1)) == 3
+
+
+def test_cpu_quota_is_set_and_the_previous_one_restored() -> None:
+    with pytest.raises(ValueError, match="cpus must be > 0"):
+        CpuQuota(fake_stack(), "x", cpus=0)
+    c = FakeContainer("wsgi-1")
+    fault = CpuQuota(fake_stack(c), "backend-wsgi", cpus=0.25)
+    fault.apply()
+    assert c.calls[-1] == ("update", {"cpu_period": 100_000, "cpu_quota": 25_000})
+    assert fault.observe().seen
+    fault.revert()
+    assert c.calls[-1] == ("update", {"cpu_quota": -1, "cpu_period": 100_000})
+
+
+def test_cpu_quota_refuses_a_container_with_a_cpus_limit() -> None:
+    c = FakeContainer("wsgi-1")
+    c.attrs["HostConfig"]["NanoCpus"] = 10**9
+    with pytest.raises(FaultError, match="--cpus"):
+        CpuQuota(fake_stack(c), "backend-wsgi", cpus=0.5).apply()
+
+
+def test_memory_limit_parameters() -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        MemoryLimit(fake_stack(), "x")
+    with pytest.raises(ValueError, match="exactly one"):
+        MemoryLimit(fake_stack(), "x", limit_bytes=10**8, target_ratio=0.9)
+    with pytest.raises(ValueError, match="target_ratio"):
+        MemoryLimit(fake_stack(), "x", target_ratio=1.0)
+    with pytest.raises(ValueError, match="6 MiB"):
+        MemoryLimit(fake_stack(), "x", limit_bytes=1024)
+
+
+def test_memory_limit_restores_limit_and_swap() -> None:
+    c = FakeContainer("asgi-1")
+    fault = MemoryLimit(fake_stack(c), "backend-asgi", limit_bytes=200 * 2**20)
+    fault.apply()
+    assert c.calls[-1] == ("update", {"mem_limit": 200 * 2**20, "memswap_limit": 200 * 2**20})
+    fault.revert()
+    assert c.calls[-1] == ("update", {"mem_limit": 402653184, "memswap_limit": 805306368})
+
+
+@pytest.mark.parametrize(
+    ("kw", "chain", "tail"),
+    [
+        (
+            {"port": 8000, "direction": "in", "action": "reset"},
+            "INPUT",
+            ["-j", "REJECT", "--reject-with", "tcp-reset"],
+        ),
+        ({"port": 5432, "direction": "out", "action": "drop"}, "OUTPUT", ["-j", "DROP"]),
+    ],
+)
+def test_packet_rules(kw: Any, chain: str, tail: list[str]) -> None:
+    got_chain, args = rule_spec(comment="rbd-x", **kw)
+    assert got_chain == chain and args[-len(tail) :] == tail
+    assert args[:4] == ["-p", "tcp", "--dport", str(kw["port"])]
+    assert args[args.index("--comment") : args.index("--comment") + 2] == ["--comment", "rbd-x"]
+
+
+def test_packet_rules_every_nth_and_established_only() -> None:
+    _, args = rule_spec(
+        port=6379, direction="out", action="reset", every=4, established_only=True, comment="c"
+    )
+    text = " ".join(args)
+    assert "--ctstate ESTABLISHED" in text
+    assert "-m statistic --mode nth --every 4 --packet 0" in text
+    with pytest.raises(ValueError, match="every"):
+        rule_spec(port=1, direction="in", action="drop", every=0, comment="c")
+    with pytest.raises(ValueError, match="port"):
+        rule_spec(port=70000, direction="in", action="drop", comment="c")
+
+
+def test_each_packet_fault_has_its_own_comment() -> None:
+    stack = fake_stack(FakeContainer("a"))
+    one = PacketFault(stack, "backend-asgi", port=8000)
+    two = PacketFault(stack, "backend-asgi", port=8000)
+    assert one.comment != two.comment and one.comment.startswith("rbd-fault-unit-")

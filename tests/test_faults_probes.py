@@ -1,0 +1,78 @@
+"""The drill's own probes: what an anonymous client gets, and the probe loop's bookkeeping."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from rollback_drill.errors import TargetError
+from rollback_drill.faults.probes import ProbeLoop, SecurityProbe
+from rollback_drill.monitor import Findings
+
+SECRET = "s3cr3t-value"
+
+
+def app(*, debug: bool = False, open_data: bool = False, leak: bool = False) -> httpx.MockTransport:
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path in ("/api/sessions/", "/api/models/", "/api/auth/me/"):
+            if open_data:
+                return httpx.Response(200, json={"results": []})
+            return httpx.Response(401, json={"error": "authentication required"})
+        if path == "/admin/":
+            return httpx.Response(302, headers={"location": "/admin/login/?next=/admin/"})
+        if debug:
+            body = "<h1>Page not found</h1> Using the URLconf defined in arena.urls"
+            return httpx.Response(404, text=body + (f" SECRET_KEY={SECRET}" if leak else ""))
+        return httpx.Response(404, json={"error": "not found"})
+
+    return httpx.MockTransport(handler)
+
+
+def test_a_healthy_app_gives_no_finding() -> None:
+    probe = SecurityProbe("http://127.0.0.1:8080", [SECRET], transport=app())
+    assert probe() == 0 and probe.last == []
+
+
+def test_debug_pages_open_data_and_leaked_secrets_are_findings() -> None:
+    assert SecurityProbe("http://127.0.0.1:1", transport=app(debug=True))() == 1
+    probe = SecurityProbe("http://127.0.0.1:1", [SECRET], transport=app(debug=True, leak=True))
+    assert probe() == 2 and "a secret of the run appears in a response" in probe.last
+    opened = SecurityProbe("http://127.0.0.1:1", transport=app(open_data=True))
+    assert opened() == 3
+    assert all("without a session" in f for f in opened.last)
+
+
+def test_probes_only_reach_loopback() -> None:
+    with pytest.raises(TargetError):
+        SecurityProbe("http://10.0.0.8:80")
+
+
+def test_the_loop_adds_each_run_and_keeps_errors_as_no_evidence() -> None:
+    findings = Findings()
+    answers = iter([0, 2, RuntimeError("db down"), 1])
+
+    def probe() -> int:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    loop = ProbeLoop("integrity", probe, findings, interval_s=0.01)
+    assert [loop.run_once() for _ in range(4)] == [0, 2, None, 1]
+    assert loop.runs == 3 and loop.found == 3 and loop.errors == ["RuntimeError: db down"]
+    reading = findings.reading(time.time() - 60, time.time() + 1)
+    assert (reading.value, reading.samples) == (3.0, 3)
+
+
+def test_the_loop_runs_on_a_thread_until_stopped() -> None:
+    findings = Findings()
+    with ProbeLoop("security", lambda: 0, findings, interval_s=0.01) as loop:
+        deadline = time.monotonic() + 5
+        while loop.runs < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    runs = loop.runs
+    time.sleep(0.05)
+    assert runs >= 3 and loop.runs == runs

@@ -1,0 +1,225 @@
+"""Faulty releases: built as real commits in a run's workspace, deployed and reverted through
+a deploy function; the catalogue's parameters and overlays. No Docker needed."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from rollback_drill.errors import FaultError
+from rollback_drill.faults import faulty_releases as releases
+from rollback_drill.faults.base import Effect
+from rollback_drill.faults.release import DEFECT_FILE, FaultyRelease, build_release
+from rollback_drill.journal import Journal
+from rollback_drill.target import REPO_ROOT, Target, load_target
+from rollback_drill.workspace import RELEASE_FILE, Workspace, create_workspace
+
+COMPOSE = REPO_ROOT / "compose"
+
+
+@pytest.fixture
+def target() -> Target:
+    return load_target()
+
+
+@pytest.fixture
+def workspace(target: Target, tmp_path: Path) -> Iterator[Workspace]:
+    ws = create_workspace(target, run_id="unitfault", base=tmp_path)
+    try:
+        yield ws
+    finally:
+        ws.remove()
+
+
+def fake_stack(target: Target, workspace: Workspace) -> Any:
+    return SimpleNamespace(target=target, workspace=workspace, journal=Journal())
+
+
+def test_build_commits_the_good_release_plus_overlay_and_config(
+    target: Target, workspace: Workspace
+) -> None:
+    head = workspace.head()
+    overlay = target.overlay_dir("hybrid-flaky-crud")
+    config = {"fail": {"kind": "error", "share": 0.2, "paths": ["/api/models/"]}}
+    commit = build_release(workspace, "hybrid-flaky-crud", overlay, base="hybrid", config=config)
+    assert workspace.head() == head  # the checkout is left alone
+    assert workspace.git("rev-parse", "HEAD") == head
+    assert workspace.git("rev-parse", "hybrid-flaky-crud^{commit}") == commit
+    assert workspace.git("rev-parse", f"{commit}~1") == workspace.commits["hybrid"]
+    files = workspace.git("ls-tree", "-r", "--name-only", commit).splitlines()
+    assert "app/arena/release_defects.py" in files
+    assert "app/chat_session/migrations/0011_chatsession_transport.py" in files  # hybrid's
+    shown = json.loads(workspace.git("show", f"{commit}:{DEFECT_FILE}"))
+    assert shown == config
+    assert workspace.git("show", f"{commit}:{RELEASE_FILE}") == "hybrid-flaky-crud"
+    assert workspace.git("status", "--porcelain") == ""
+
+
+def test_rebuilding_is_idempotent_but_refuses_other_content(
+    target: Target, workspace: Workspace
+) -> None:
+    overlay = target.overlay_dir("hybrid-slow-crud")
+    slow = {"slow": {"delay_ms": 40.0, "share": 0.1, "paths": ["/api/models/"]}}
+    first = build_release(workspace, "hybrid-slow-crud", overlay, base="hybrid", config=slow)
+    again = build_release(workspace, "hybrid-slow-crud", overlay, base="hybrid", config=slow)
+    assert first == again
+    other = {"slow": {"delay_ms": 80.0, "share": 0.1, "paths": ["/api/models/"]}}
+    with pytest.raises(FaultError, match="another content"):
+        build_release(workspace, "hybrid-slow-crud", overlay, base="hybrid", config=other)
+    assert workspace.git("status", "--porcelain") == ""
+
+
+def test_apply_deploys_the_faulty_release_and_revert_the_good_one(
+    target: Target, workspace: Workspace
+) -> None:
+    stack = fake_stack(target, workspace)
+    deployed: list[str] = []
+    hooks: list[str] = []
+
+    def deploy(tag: str) -> None:
+        deployed.append(tag)
+        workspace.checkout(tag)
+        with stack.journal.step("deploy", tag), stack.journal.step("deploy", "migrate"):
+            pass
+
+    fault = FaultyRelease(
+        stack,
+        "hybrid-debug-exposed",
+        observer=lambda f: Effect(True, "x", "y"),
+        deploy=deploy,
+    )
+    fault.before_deploy = lambda: hooks.append("before")
+    fault.after_revert = lambda: hooks.append("after")
+    fault.apply()
+    fault.apply()
+    migrate = next(e for e in stack.journal.events if e.name == "migrate")
+    assert fault.live_at == migrate.wall  # the new containers served from then
+    assert fault.verify_effect().seen
+    fault.revert()
+    fault.revert()
+    assert deployed == ["hybrid-debug-exposed", "hybrid"]
+    assert hooks == ["before", "after"]
+    starts = [e for e in stack.journal.of_kind("fault") if e.data["phase"] == "start"]
+    assert starts[0].data["params"]["release"] == "hybrid-debug-exposed"
+
+
+def test_a_failed_deploy_is_rolled_forward_to_the_good_release(
+    target: Target, workspace: Workspace
+) -> None:
+    stack = fake_stack(target, workspace)
+    deployed: list[str] = []
+
+    def deploy(tag: str) -> None:
+        deployed.append(tag)
+        workspace.checkout(tag)
+        if tag != "hybrid":
+            raise RuntimeError("build failed")
+
+    fault = FaultyRelease(
+        stack, "hybrid-broken-nginx", observer=lambda f: Effect(True, 1, ""), deploy=deploy
+    )
+    with pytest.raises(FaultError, match="build failed"):
+        fault.apply()
+    assert deployed == ["hybrid-broken-nginx", "hybrid"] and not fault.applied
+
+
+@pytest.mark.parametrize(
+    ("make", "error"),
+    [
+        (lambda s: releases.failing_share(s, 1.5), "share between 0 and 1"),
+        (lambda s: releases.failing_share(s, 0.1, kind="disk"), "kind must be one of"),
+        (lambda s: releases.slow_crud(s, 0), "delay_ms must be > 0"),
+        (lambda s: releases.slow_stream(s, -5), "delay_ms must be > 0"),
+        (lambda s: releases.cache_miss(s, -0.1), "between 0 and 1"),
+        (lambda s: releases.ws_drop(s, 2), "between 0 and 1"),
+        (lambda s: releases.leaky_asgi(s, cap_ratio=1.2), "between 0 and 1"),
+    ],
+)
+def test_levels_are_validated(target: Target, workspace: Workspace, make: Any, error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        make(fake_stack(target, workspace))
+
+
+def test_levels_become_the_release_configuration(target: Target, workspace: Workspace) -> None:
+    stack = fake_stack(target, workspace)
+    fault = releases.failing_share(stack, 0.075, kind="db")
+    assert fault.release == "hybrid-db-pool-exhausted"
+    assert fault.config == {
+        "fail": {"kind": "db", "share": 0.075, "paths": list(releases.CRUD_PATHS)}
+    }
+    auth = releases.failing_share(stack, 0.05, kind="auth")
+    assert "/api/auth/me/" in auth.config["fail"]["paths"]
+    assert "/api/auth/login/" not in auth.config["fail"]["paths"]
+    assert releases.leaky_asgi(stack, cap_ratio=0.93).config == {
+        "leak": {"cap_ratio": 0.93, "step_mb": 8.0}
+    }
+
+
+CATALOGUE = [
+    "hybrid-flaky-crud",
+    "hybrid-db-pool-exhausted",
+    "hybrid-redis-pool-exhausted",
+    "hybrid-lost-sessions",
+    "hybrid-slow-crud",
+    "hybrid-cache-miss",
+    "hybrid-crashing-asgi",
+    "hybrid-leaky-asgi",
+    "hybrid-ws-drop",
+    "hybrid-slow-stream",
+    "hybrid-session-mismatch",
+    "hybrid-debug-exposed",
+    "hybrid-broken-nginx",
+    "hybrid-corrupting-migration",
+]
+
+
+@pytest.mark.parametrize("release", CATALOGUE)
+def test_every_faulty_release_has_an_overlay(target: Target, release: str) -> None:
+    assert target.overlay_dir(release).is_dir()
+
+
+def _changed_lines_are_marked(base: list[str], overlay: list[str]) -> list[str]:
+    """Lines the overlay adds or changes outside a block marked DEFECT (imports aside): what
+    would be silent drift from the file the overlay copies."""
+    bad = []
+    matcher = difflib.SequenceMatcher(a=base, b=overlay, autojunk=False)
+    for tag, _, _, j1, j2 in matcher.get_opcodes():
+        if tag in ("equal", "delete"):
+            continue
+        block = overlay[j1:j2]
+        if any("DEFECT" in line for line in block):
+            continue
+        bad += [ln for ln in block if not ln.startswith(("import ", "from "))]
+    return bad
+
+
+def _copied_files() -> list[tuple[Path, Path]]:
+    pairs = []
+    for overlay in sorted((COMPOSE / "releases").iterdir()):
+        if overlay.name == "hybrid":
+            continue
+        for path in overlay.rglob("*"):
+            if not path.is_file() or "__pycache__" in path.parts:
+                continue
+            rel = path.relative_to(overlay)
+            for base in (COMPOSE / "releases" / "hybrid" / rel, COMPOSE / rel):
+                if base.is_file():
+                    pairs.append((base, path))
+                    break
+    return pairs
+
+
+def test_overlays_change_the_files_they_copy_only_where_marked() -> None:
+    pairs = _copied_files()
+    assert len(pairs) >= 5, pairs  # bin/asgi twice, bin/wsgi, wsgi.py, nginx.conf
+    for base, copy in pairs:
+        drift = _changed_lines_are_marked(
+            base.read_text().splitlines(), copy.read_text().splitlines()
+        )
+        assert drift == [], f"{copy} drifted from {base}: {drift}"
