@@ -32,7 +32,7 @@ nightly: bootstrap
 
 # What CI runs: lint, the engine's tests, then the quick drills (Docker required, never skipped).
 test: lint
-	$(PYTEST) tests/ -q $(ARGS)
+	$(PYTEST) tests/ -q -m "not nightly" $(ARGS)
 	$(PYTEST) drills/ -m quick --drill-require-docker --junitxml=reports/junit-quick.xml $(ARGS)
 
 cleanup: bootstrap

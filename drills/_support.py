@@ -176,6 +176,33 @@ def steady_reading(
     return run.source.read(Metric(metric), scope, window_s, time.time())
 
 
+def calm_reading(
+    run: DrillRun,
+    metric: str,
+    scope: Scope,
+    *,
+    control: Scope,
+    since: float,
+    window_s: float,
+    tries: int = 6,
+    calm: float = 1.5,
+) -> Reading:
+    """:func:`steady_reading`, taken in a window where ``control`` -- a category the fault
+    does not touch -- has its P95 within ``calm`` x its baseline: a latency level can only be
+    read while the host is not stalling everything (another project's build on 2 shared
+    cores sends every category's P95 up several-fold)."""
+    base = baseline_value(run, "p95_pre_hybrid", control)
+    seen: list[str] = []
+    for _ in range(tries):
+        reading = steady_reading(run, metric, scope, since=since, window_s=window_s)
+        ctl = run.source.read(Metric.P95_LATENCY, control, window_s, time.time())
+        if ctl.value is not None and ctl.value <= calm * base:
+            return reading
+        seen.append("no data" if ctl.value is None else f"{ctl.value / base:.1f}x")
+        since = time.time()
+    pytest.fail(f"no calm window to read the level in: {control} P95 at {', '.join(seen)}")
+
+
 def check_level(
     record_property: Callable[[str, object], None],
     *,
@@ -214,6 +241,24 @@ def assert_no_decision(
     record_property("observed_s", round(observe_s, 1))
     record_property("decision", "none" if not decided else decided[0].message)
     assert decided == [], [d.message for d in decided]
+
+
+def settled_baseline(
+    run: DrillRun, category: str, *, tolerance: float = 0.5, tries: int = 5
+) -> float:
+    """Capture the baseline until two captures in a row agree on ``category``'s P95 within
+    ``tolerance``; returns that P95. A drill that sets the P95 to a multiple of its baseline
+    needs a baseline that is the stack's, not a burst of the machine's (on a busy 2-core host
+    one 12-s capture swung from 28 to 1458 ms)."""
+    scope = Scope.category(category)
+    seen: list[float] = []
+    for _ in range(tries):
+        run.capture_baseline()
+        seen.append(baseline_value(run, "p95_pre_hybrid", scope))
+        if len(seen) > 1 and abs(seen[-1] - seen[-2]) <= tolerance * min(seen[-2:]):
+            return seen[-1]
+    shown = ", ".join(f"{v * 1000:.0f} ms" for v in seen)
+    pytest.fail(f"the {category} P95 baseline did not settle ({shown}): host too busy")
 
 
 def baseline_median(run: DrillRun, category: str) -> float:

@@ -24,12 +24,14 @@ from drills._support import (
     assert_no_decision,
     baseline_median,
     baseline_value,
+    calm_reading,
     check_level,
     detect,
     faulty_release,
     origin_of,
     probes,
     scale_budget,
+    settled_baseline,
     steady_reading,
 )
 from rollback_drill.drill import DrillRun
@@ -136,7 +138,9 @@ def test_error_rate_5_to_10_percent_is_evaluate_in_5_minutes(
         early = [
             d
             for d in run.monitor.snapshot()
-            if d.is_rollback() and d.time < deferred.deadline - 1.0
+            if d.trigger_id.startswith("error_rate")
+            and d.is_rollback()
+            and d.time < deferred.deadline - 1.0
         ]
         assert early == [], [d.message for d in early]
         record_property("verdict", f"{verdict.kind} at +{verdict.time - deferred.time:.1f} s")
@@ -174,8 +178,7 @@ def test_p95_above_2x_baseline_is_immediate_rollback(
     drill_run: DrillRun, record_property: RecordProperty
 ) -> None:
     run, factor = drill_run, 2.4
-    run.capture_baseline()
-    base = baseline_value(run, "p95_pre_hybrid", CRUD)
+    base = settled_baseline(run, "crud")
     delay_ms = releases.p95_delay_ms(factor, base, baseline_median(run, "crud"))
     fault = releases.slow_crud(run.stack, delay_ms, share=SLOWED, deploy=run.deploy)
     with faulty_release(run, fault, "crud") as first:
@@ -188,8 +191,13 @@ def test_p95_above_2x_baseline_is_immediate_rollback(
             budget_s=scale_budget(run, 60),
             record_property=record_property,
         )
-        reading = steady_reading(
-            run, "p95_latency", CRUD, since=origin, window_s=window(run, "wsgi_p95_latency", 3)
+        reading = calm_reading(
+            run,
+            "p95_latency",
+            CRUD,
+            control=Scope.category("streaming"),
+            since=origin,
+            window_s=window(run, "wsgi_p95_latency", 3),
         )
         record_property("baseline_p95_ms", round(base * 1000, 2))
         check_level(
@@ -204,8 +212,7 @@ def test_p95_1_5_to_2x_baseline_is_evaluate_in_10_minutes(
     drill_run: DrillRun, record_property: RecordProperty
 ) -> None:
     run, factor = drill_run, 1.75
-    run.capture_baseline()
-    base = baseline_value(run, "p95_pre_hybrid", CRUD)
+    base = settled_baseline(run, "crud")
     delay_ms = releases.p95_delay_ms(factor, base, baseline_median(run, "crud"))
     fault = releases.slow_crud(run.stack, delay_ms, share=SLOWED, deploy=run.deploy)
     with faulty_release(run, fault, "crud") as first:
@@ -222,10 +229,11 @@ def test_p95_1_5_to_2x_baseline_is_evaluate_in_10_minutes(
         due_in = found.decision.deadline - found.decision.time
         record_property("verdict_due_in_s", round(due_in, 2))
         assert due_in == pytest.approx(run.policy.scale(600), abs=0.01)
-        reading = steady_reading(
+        reading = calm_reading(
             run,
             "p95_latency",
             CRUD,
+            control=Scope.category("streaming"),
             since=origin,
             window_s=window(run, "performance_degradation", 3),
         )

@@ -19,12 +19,14 @@ from drills._support import (
     app_cache_hit_rate,
     baseline_median,
     baseline_value,
+    calm_reading,
     check_level,
     detect,
     faulty_release,
     origin_of,
     probes,
     scale_budget,
+    settled_baseline,
     steady_reading,
 )
 from rollback_drill.drill import DrillRun
@@ -171,8 +173,7 @@ def test_wsgi_p95_latency(drill_run: DrillRun, record_property: RecordProperty) 
     """A release whose new CRUD code path (10 % of requests) makes a slow blocking call: P95
     2.5x the pre-hybrid baseline."""
     run, factor = drill_run, 2.5
-    run.capture_baseline()
-    base = baseline_value(run, "p95_pre_hybrid", CRUD)
+    base = settled_baseline(run, "crud")
     delay_ms = releases.p95_delay_ms(factor, base, baseline_median(run, "crud"))
     fault = releases.slow_crud(run.stack, delay_ms, share=SLOWED, deploy=run.deploy)
     with faulty_release(run, fault, "crud") as first:
@@ -185,8 +186,13 @@ def test_wsgi_p95_latency(drill_run: DrillRun, record_property: RecordProperty) 
             budget_s=scale_budget(run, 60),
             record_property=record_property,
         )
-        reading = steady_reading(
-            run, "p95_latency", CRUD, since=origin, window_s=window(run, "wsgi_p95_latency", 3)
+        reading = calm_reading(
+            run,
+            "p95_latency",
+            CRUD,
+            control=STREAMING,
+            since=origin,
+            window_s=window(run, "wsgi_p95_latency", 3),
         )
         record_property("baseline_p95_ms", round(base * 1000, 2))
         check_level(
@@ -298,8 +304,7 @@ def test_performance_degradation(drill_run: DrillRun, record_property: RecordPro
     """A release whose async streaming code is slow: streaming P95 2.5x its baseline. ASGI
     categories have no P95 rollback rung in the plan: the verdict is 'evaluate'."""
     run, factor = drill_run, 2.5
-    run.capture_baseline()
-    base = baseline_value(run, "p95_pre_hybrid", STREAMING)
+    base = settled_baseline(run, "streaming")
     fault = releases.slow_stream(run.stack, (factor - 1.0) * base * 1000, deploy=run.deploy)
     with faulty_release(run, fault, "streaming") as first:
         origin = origin_of(run, fault, first.at)
@@ -311,10 +316,11 @@ def test_performance_degradation(drill_run: DrillRun, record_property: RecordPro
             budget_s=scale_budget(run, 60),
             record_property=record_property,
         )
-        reading = steady_reading(
+        reading = calm_reading(
             run,
             "p95_latency",
             STREAMING,
+            control=CRUD,
             since=origin,
             window_s=window(run, "performance_degradation", 3),
         )

@@ -223,16 +223,24 @@ class Stack:
 
     # ---- operations -----------------------------------------------------------------------
     def stop(self, *services: str, timeout: int = 10) -> CommandResult:
-        return self.compose.check("stop", "--timeout", str(timeout), *services)
+        res = self.compose.check("stop", "--timeout", str(timeout), *services)
+        self.forget_ports()  # a (re)started container gets a new random host port
+        return res
 
     def start(self, *services: str) -> CommandResult:
-        return self.compose.check("start", *services)
+        res = self.compose.check("start", *services)
+        self.forget_ports()  # a (re)started container gets a new random host port
+        return res
 
     def kill(self, *services: str, signal: str = "SIGKILL") -> CommandResult:
-        return self.compose.check("kill", "-s", signal, *services)
+        res = self.compose.check("kill", "-s", signal, *services)
+        self.forget_ports()  # a (re)started container gets a new random host port
+        return res
 
     def restart(self, *services: str) -> CommandResult:
-        return self.compose.check("restart", *services)
+        res = self.compose.check("restart", *services)
+        self.forget_ports()  # a (re)started container gets a new random host port
+        return res
 
     def scale(self, service: str, replicas: int) -> CommandResult:
         res = self.compose.check(

@@ -139,7 +139,7 @@ def _release(
         release,
         config=config,
         observer=observer,
-        live_from="deployed" if kw.pop("live_from", live_from) == "deployed" else "containers",
+        live_from="deployed" if live_from == "deployed" else "containers",
         describe=describe,
         **kw,
     )

@@ -10,6 +10,8 @@ defect -- nothing in the good release's request path is switched.
 
 Reverting deploys the good release again (what the fault protocol needs to undo it; the plan's
 rollback is the rollback package's business). Data a faulty migration rewrote stays rewritten.
+A drill whose stack is thrown away afterwards (or whose rollback replaced the release) calls
+``abandon()`` instead: the end is journaled, nothing is redeployed.
 
 ``live_at``: a defect in the app containers serves from the moment the new containers are
 healthy (the deploy's ``migrate`` step starts then); a defect behind nginx's routing (ASGI
