@@ -64,16 +64,19 @@ class LiveSource:
     clock: Clock = DEFAULT_CLOCK
     # Windows never reach back before this wall time: the monitor judges the deployed release,
     # not the deployment's own build-and-restart minutes (the plan: "within 2 hours of
-    # deployment"). None while capturing the baseline.
+    # deployment"); request rates and percentiles once half their window lies after it.
+    # None while capturing the baseline.
     not_before: float | None = None
 
     def read(self, metric: str, scope: Scope, window_s: float, now: float) -> Reading:
         start = now - window_s
+        m = Metric(metric)
         if self.not_before is not None:
             start = max(start, self.not_before)
-            if start >= now:
+            # A rate or a percentile over the first second after the deployment is not the
+            # rule's reading: it is read once at least half of its window lies after it.
+            if start >= now or (m in _RECORD_METRICS and now - start < window_s / 2):
                 return NO_DATA
-        m = Metric(metric)
         if m in _RECORD_METRICS:
             category = scope.name if scope.kind == ScopeKind.CATEGORY else None
             st = self.records.window(category, start, now)
