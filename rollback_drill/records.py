@@ -306,6 +306,9 @@ class RecordStore:
 
     def window(self, category: str | None, start: float, end: float) -> WindowStats:
         """Stats of records of ``category`` (None: all) that completed in ``[start, end)``."""
+        return self._stats(category, start, end, self._merged(category, start, end))
+
+    def _merged(self, category: str | None, start: float, end: float) -> _Bucket:
         lo, hi = math.floor(start), math.ceil(end)
         merged = _Bucket()
         with self._lock:
@@ -314,7 +317,16 @@ class RecordStore:
                 _merge_range(merged, self._fine.get(cat, {}), lo, hi, 1)
                 first_minute = lo - lo % self.COARSE_S
                 _merge_range(merged, self._coarse.get(cat, {}), first_minute, hi, self.COARSE_S)
-        return self._stats(category, start, end, merged)
+        return merged
+
+    def histogram(self, category: str | None, start: float, end: float) -> list[tuple[float, int]]:
+        """The window's latency histogram: (seconds, count) per HdrHistogram bucket, ascending
+        (what a drill needs to model a latency distribution, e.g. the baseline's)."""
+        merged = self._merged(category, start, end)
+        return [
+            (_HDR.get_highest_equivalent_value(_HDR.get_value_from_index(i)) / 1e6, n)
+            for i, n in sorted(merged.hist.items())
+        ]
 
     def series(
         self, category: str | None, start: float, end: float, step_s: int = 1

@@ -223,3 +223,19 @@ def test_overlays_change_the_files_they_copy_only_where_marked() -> None:
             base.read_text().splitlines(), copy.read_text().splitlines()
         )
         assert drift == [], f"{copy} drifted from {base}: {drift}"
+
+
+def test_p95_delay_is_solved_on_the_distribution_including_its_tail() -> None:
+    # 1000 requests: 95 % spread over 5..14 ms, a tail of 5 % at 40 ms; P95 14 ms, median 10 ms
+    hist = [(0.005 + i / 1000, 95.0) for i in range(10)] + [(0.040, 50.0)]
+    assert releases.weighted_quantile(hist, 0.95) == pytest.approx(0.014)
+    assert releases.weighted_quantile(hist, 0.50) == pytest.approx(0.010)
+    delay_ms = releases.p95_delay_ms(0.028, hist, share=0.10)
+    model = releases.slowed(hist, delay_ms / 1000, 0.10)
+    assert releases.weighted_quantile(model, 0.95) == pytest.approx(0.028, abs=1e-6)
+    assert delay_ms == pytest.approx(14.0, abs=1e-3)
+    # "median plus delay" (28 - 10 = 18 ms) overshoots: the slowed requests spread above 28 ms
+    naive = releases.slowed(hist, 0.018, 0.10)
+    assert releases.weighted_quantile(naive, 0.95) == pytest.approx(0.032, abs=1e-6)
+    with pytest.raises(ValueError, match="cannot be reached"):
+        releases.p95_delay_ms(0.010, hist)

@@ -167,3 +167,14 @@ def test_append_is_thread_safe() -> None:
     while any(t.is_alive() for t in threads):
         store.window(None, T0, T0 + 10)  # concurrent reads
     assert store.window(None, T0, T0 + 10).count == 8000
+
+
+def test_histogram_of_a_window_is_ascending_and_counts_every_record() -> None:
+    store = RecordStore()
+    for i, ms in enumerate((5, 5, 7, 40)):
+        store.append(rec(T0 + 0.1 + i * 0.1, ms / 1000))
+    hist = store.histogram("crud", T0, T0 + 1)
+    assert sum(n for _, n in hist) == 4
+    assert [round(v * 1000, 1) for v, _ in hist] == [5.0, 7.0, 40.0]
+    assert [n for _, n in hist] == [2, 1, 1]
+    assert store.histogram("crud", T0 + 100, T0 + 101) == []

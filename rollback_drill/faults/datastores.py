@@ -225,7 +225,7 @@ class PostgresConnectionExhaustion(_PostgresFault):
     """
 
     def __init__(
-        self, stack: Stack, *, settle_s: float = 10.0, journal: Journal | None = None
+        self, stack: Stack, *, settle_s: float = 30.0, journal: Journal | None = None
     ) -> None:
         super().__init__(stack, journal, settle_s=settle_s)
         self.settle_s = settle_s

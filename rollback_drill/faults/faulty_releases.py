@@ -34,7 +34,7 @@ import contextlib
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -64,6 +64,8 @@ __all__ = [
     "session_mismatch",
     "slow_crud",
     "slow_stream",
+    "slowed",
+    "weighted_quantile",
     "ws_drop",
 ]
 
@@ -247,13 +249,46 @@ def slow_crud(
     )
 
 
-def p95_delay_ms(factor: float, baseline_p95_s: float, median_s: float) -> float:
-    """The delay that puts the P95 at ``factor`` x its baseline when 10 % of the requests are
-    slowed: those requests' median (the unslowed median plus the delay) becomes the P95."""
-    delay = factor * baseline_p95_s - median_s
-    if delay <= 0:
-        raise ValueError(f"{factor}x the baseline P95 is below the median latency")
-    return delay * 1000
+Histogram = Sequence[tuple[float, float]]  # (latency seconds, count), as RecordStore.histogram
+
+
+def weighted_quantile(weighted: Histogram, q: float) -> float:
+    """The ``q`` quantile of (value, weight) pairs: the first value whose cumulative weight
+    reaches ``q`` of the total (HdrHistogram's rule)."""
+    ordered = sorted(weighted)
+    total = sum(w for _, w in ordered)
+    if total <= 0:
+        raise ValueError("empty distribution")
+    running = 0.0
+    for value, weight in ordered:
+        running += weight
+        if running >= q * total * (1 - 1e-12):
+            return value
+    return ordered[-1][0]
+
+
+def slowed(hist: Histogram, delay_s: float, share: float) -> list[tuple[float, float]]:
+    """The distribution ``hist`` becomes when exactly ``share`` of it is ``delay_s`` slower."""
+    return [(v, (1 - share) * n) for v, n in hist] + [(v + delay_s, share * n) for v, n in hist]
+
+
+def p95_delay_ms(target_s: float, hist: Histogram, *, share: float = 0.10) -> float:
+    """The delay on ``share`` of the requests that moves the P95 of ``hist`` (the latencies
+    the stack has without the defect) to ``target_s``. Solved on the distribution itself, not
+    from a formula: where the slowed requests overlap the unslowed tail, the P95 climbs higher
+    into the slowed ones, which a bare "target minus the median" misses."""
+    if weighted_quantile(hist, 0.95) >= target_s or share <= 0.05:
+        raise ValueError(
+            f"a P95 of {target_s * 1000:.1f} ms cannot be reached by slowing {share:.0%}"
+        )
+    lo, hi = 0.0, target_s
+    for _ in range(60):  # bisection: the slowed P95 rises monotonically with the delay
+        mid = (lo + hi) / 2
+        if weighted_quantile(slowed(hist, mid, share), 0.95) < target_s:
+            lo = mid
+        else:
+            hi = mid
+    return hi * 1000
 
 
 def cache_miss(stack: Stack, miss_share: float, **kw: Any) -> FaultyRelease:
@@ -412,27 +447,33 @@ def ws_drop(stack: Stack, share: float, *, after_messages: int = 1, **kw: Any) -
     )
 
 
-def slow_stream(stack: Stack, delay_ms: float, **kw: Any) -> FaultyRelease:
-    """The release's async code awaits ``delay_ms`` before serving each stream."""
+def slow_stream(stack: Stack, delay_ms: float, *, share: float = 1.0, **kw: Any) -> FaultyRelease:
+    """The release's async code awaits ``delay_ms`` before serving exactly ``share`` of the
+    streams (see :func:`slow_crud` for how a share of 10 % places the P95)."""
     if delay_ms <= 0:
         raise ValueError(f"delay_ms must be > 0, not {delay_ms!r}")
+    share = _share(share, "share")
     release = "hybrid-slow-stream"
 
     def observe(fault: FaultyRelease, session: _Session) -> Effect:
-        started = time.perf_counter()
-        answer, _ = session.get().stream(n=1, interval_ms=1)
-        took_ms = (time.perf_counter() - started) * 1000
-        ok = answer.release == release and answer.served_by == "asgi" and took_ms >= delay_ms
-        return Effect(ok, round(took_ms, 1), f">= {delay_ms:g} ms from {release} on asgi")
+        took: list[float] = []
+        for _ in range(max(1, min(40, round(2 / share)))):
+            started = time.perf_counter()
+            answer, _ = session.get().stream(n=1, interval_ms=1)
+            took.append(round((time.perf_counter() - started) * 1000, 1))
+            on_asgi = answer.release == release and answer.served_by == "asgi"
+            if on_asgi and took[-1] >= delay_ms:
+                return Effect(True, took[-1], f">= {delay_ms:g} ms from {release} on asgi")
+        return Effect(False, took, f"a stream taking >= {delay_ms:g} ms from {release} on asgi")
 
-    config = {"slow": {"delay_ms": float(delay_ms), "paths": ["/api/stream/"]}}
+    config = {"slow": {"delay_ms": float(delay_ms), "share": share, "paths": ["/api/stream/"]}}
     return _release(
         stack,
         release,
         config,
         observe,
         live_from="deployed",
-        describe=f"+{delay_ms:g} ms on streaming",
+        describe=f"+{delay_ms:g} ms on {share:.0%} of streams",
         **kw,
     )
 

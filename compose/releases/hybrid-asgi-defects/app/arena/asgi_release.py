@@ -4,7 +4,7 @@ Configured by ``/app/release_defect.json`` (written into the release when it is 
 
     {"crash":   {"exit_code": 70},
      "ws_drop": {"share": 0.5, "after_messages": 1},
-     "slow":    {"delay_ms": 300, "paths": ["/api/stream/"]},
+     "slow":    {"delay_ms": 300, "share": 0.1, "paths": ["/api/stream/"]},
      "leak":    {"cap_ratio": 0.965, "step_mb": 8}}
 
 - ``crash``: the new WebSocket code kills the server process on a connection (a native
@@ -12,7 +12,8 @@ Configured by ``/app/release_defect.json`` (written into the release when it is 
   brings it back, until the next connection.
 - ``ws_drop``: on exactly ``share`` of the WebSocket connections (every 1/share-th one) the
   server closes the socket with 1011 after ``after_messages`` replies.
-- ``slow``: the new async code awaits ``delay_ms`` before serving requests of ``paths``.
+- ``slow``: the new async code awaits ``delay_ms`` before serving exactly ``share`` (default:
+  all) of the requests of ``paths`` (every 1/share-th one).
 - ``leak``: every request keeps ``step_mb`` in a process-wide list that is never freed, until
   the container's memory use (as ``docker stats`` counts it: usage minus inactive file cache)
   reaches ``cap_ratio`` of its memory limit -- the size the new response cache was (wrongly)
@@ -32,7 +33,14 @@ log = logging.getLogger("release.defects")
 CONFIG = Path(__file__).resolve().parent.parent / "release_defect.json"
 CONF = json.loads(CONFIG.read_text()) if CONFIG.is_file() else {}
 _hoard: list[bytes] = []
-_ws_count = 0
+_counts = {"ws": 0, "slow": 0}
+
+
+def _pick(name: str, share: float) -> bool:
+    """Call n of ``name`` is picked when floor(n * share) steps up: exactly ``share``."""
+    _counts[name] += 1
+    n, num, den = _counts[name], round(share * 100_000), 100_000
+    return (n * num) // den > ((n - 1) * num) // den
 
 
 def _cgroup_memory() -> tuple[int, int]:
@@ -68,7 +76,6 @@ def _leak() -> None:
 
 
 async def application(scope, receive, send):
-    global _ws_count
     _leak()
     kind = scope["type"]
     if kind == "websocket" and "crash" in CONF:
@@ -79,14 +86,12 @@ async def application(scope, receive, send):
         )
         os._exit(int(CONF["crash"].get("exit_code", 70)))
     slow = CONF.get("slow")
-    if kind == "http" and slow and scope["path"].startswith(tuple(slow["paths"])):
+    slowed = kind == "http" and slow and scope["path"].startswith(tuple(slow["paths"]))
+    if slowed and _pick("slow", slow.get("share", 1.0)):  # counted on the slow paths only
         await asyncio.sleep(slow["delay_ms"] / 1000.0)
     drop = CONF.get("ws_drop")
-    if kind == "websocket" and drop:
-        _ws_count += 1
-        num, den = round(drop["share"] * 100_000), 100_000
-        if (_ws_count * num) // den > ((_ws_count - 1) * num) // den:
-            send = _dropping(send, int(drop.get("after_messages", 1)))
+    if kind == "websocket" and drop and _pick("ws", drop["share"]):
+        send = _dropping(send, int(drop.get("after_messages", 1)))
     return await app(scope, receive, send)
 
 
