@@ -4,7 +4,10 @@ The plan's full rollback checks out "the previous commit" and rebuilds. So each 
 private copy of the compose directory in which every release is a real commit:
 ``pre-hybrid`` (tagged also as the stable tag) and ``hybrid`` (the release overlay applied on
 top). The ``.env`` file holds the run's generated secrets and labels; it is not committed,
-exactly as a real deployment keeps its env file beside the checkout.
+exactly as a real deployment keeps its env file beside the checkout. It also pins the host
+ports of nginx, PostgreSQL and Redis (``RBD_<NAME>_HOST_PORT``, each a port free on 127.0.0.1
+when the workspace is made): a container that a fault stops and starts again, or that a
+rollback recreates, comes back on the same address, as a real server's does.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import tempfile
 import uuid
@@ -100,6 +104,16 @@ def _copy_tree(src: Path, dst: Path, exclude: set[str]) -> None:
             shutil.copy2(item, target)
 
 
+PINNED_PORTS = ("nginx", "postgres", "redis")
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on at 127.0.0.1 now (the kernel's pick for port 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def create_workspace(
     target: Target, *, run_id: str | None = None, base: Path | None = None
 ) -> Workspace:
@@ -139,6 +153,7 @@ def create_workspace(
             "DRILL_PASSWORD": secrets_.user_password,
             "DRILL_ADMIN_PASSWORD": secrets_.admin_password,
         }
+        env |= {f"RBD_{name.upper()}_HOST_PORT": str(free_port()) for name in PINNED_PORTS}
         (root / ".env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)

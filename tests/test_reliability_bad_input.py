@@ -199,8 +199,9 @@ def _pinned_target(tmp_path: Path, port: int) -> Path:
     compose = tmp_path / "compose"
     shutil.copytree(ROOT / "compose", compose, ignore=shutil.ignore_patterns("__pycache__"))
     text = (compose / "docker-compose.yml").read_text()
-    assert '      - "127.0.0.1::80"\n' in text
-    text = text.replace('      - "127.0.0.1::80"\n', f'      - "127.0.0.1:{port}:80"\n')
+    line = '      - "127.0.0.1:${RBD_NGINX_HOST_PORT:-}:80"\n'
+    assert line in text
+    text = text.replace(line, f'      - "127.0.0.1:{port}:80"\n')
     (compose / "docker-compose.yml").write_text(text)
     data = yaml.safe_load(REFERENCE.read_text())
     data["compose_dir"] = str(compose)
