@@ -5,7 +5,7 @@ PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
 ARGS ?=
 
-.PHONY: bootstrap lint unit drills test nightly full cleanup lock
+.PHONY: bootstrap lint unit drills test nightly engine-nightly full cleanup lock
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -29,6 +29,10 @@ full: bootstrap
 
 nightly: bootstrap
 	$(PYTEST) drills/ -m nightly --junitxml=reports/junit-nightly.xml $(ARGS)
+
+# The suite's own heavy tests (interruptions, concurrent runs, decoys, every fault injector).
+engine-nightly: bootstrap
+	$(PYTEST) tests/ -m nightly --junitxml=reports/junit-engine-nightly.xml $(ARGS)
 
 # What CI runs: lint, the engine's tests, then the quick drills (Docker required, never skipped).
 test: lint

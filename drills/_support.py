@@ -9,6 +9,7 @@ monitor's windows start there); for a fault injected later, the fault's own ``li
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ import pytest
 from rollback_drill.decisions import Decision, DecisionKind, Reading
 from rollback_drill.drill import DrillRun
 from rollback_drill.faults import Fault, FaultyRelease
+from rollback_drill.faults import faulty_releases as releases
 from rollback_drill.faults.probes import ProbeLoop, SecurityProbe, integrity_probe
 from rollback_drill.metrics import Metric, Scope
 from rollback_drill.signals.app_metrics import AppMetricsCollector
@@ -176,31 +178,49 @@ def steady_reading(
     return run.source.read(Metric(metric), scope, window_s, time.time())
 
 
-def calm_reading(
+def p95_level(
     run: DrillRun,
-    metric: str,
-    scope: Scope,
+    category: str,
+    hist: list[tuple[float, int]],
     *,
-    control: Scope,
+    delay_ms: float,
     since: float,
     window_s: float,
-    tries: int = 6,
-    calm: float = 1.5,
-) -> Reading:
-    """:func:`steady_reading`, taken in a window where ``control`` -- a category the fault
-    does not touch -- has its P95 within ``calm`` x its baseline: a latency level can only be
-    read while the host is not stalling everything (another project's build on 2 shared
-    cores sends every category's P95 up several-fold)."""
-    base = baseline_value(run, "p95_pre_hybrid", control)
-    seen: list[str] = []
-    for _ in range(tries):
-        reading = steady_reading(run, metric, scope, since=since, window_s=window_s)
-        ctl = run.source.read(Metric.P95_LATENCY, control, window_s, time.time())
-        if ctl.value is not None and ctl.value <= calm * base:
-            return reading
-        seen.append("no data" if ctl.value is None else f"{ctl.value / base:.1f}x")
-        since = time.time()
-    pytest.fail(f"no calm window to read the level in: {control} P95 at {', '.join(seen)}")
+    windows: int = 3,
+    share: float = 0.10,
+    record_property: Callable[[str, object], None],
+) -> tuple[float, float]:
+    """The P95 a slow release put into ``category``, as (injected, measured) multiples of the
+    category's baseline P95: medians over ``windows`` consecutive windows of ``window_s``.
+
+    The injected level is the P95 of the distribution the release makes: ``hist`` (the
+    baseline's latencies) of which exactly ``share`` are ``delay_ms`` slower -- shifted by how
+    much slower the whole hybrid stack answers now than pre-hybrid did (the drift of the
+    median, which the 10 % slowed requests barely move). The measured level is the monitor's
+    P95 reading of the same window. A median over several windows keeps one stalled second of
+    a 2-core host from deciding the comparison.
+    """
+    base = baseline_value(run, "p95_pre_hybrid", Scope.category(category))
+    model = releases.slowed(hist, delay_ms / 1000, share)
+    model_p50 = releases.weighted_quantile(model, 0.50)
+    model_p95 = releases.weighted_quantile(model, 0.95)
+    injected: list[float] = []
+    measured: list[float] = []
+    ready = since + window_s + 1.0
+    for _ in range(windows):
+        while (left := ready - time.time()) > 0:
+            time.sleep(min(left, 0.5))
+        now = time.time()
+        p95 = run.source.read(Metric.P95_LATENCY, Scope.category(category), window_s, now)
+        p50 = run.store.window(category, now - window_s, now).p50_s
+        assert p95.has_value and p95.value is not None and p50 is not None, "no steady reading"
+        injected.append((model_p95 + (p50 - model_p50)) / base)
+        measured.append(p95.value / base)
+        ready = now + window_s
+    record_property(
+        "level_windows", [f"{i:.3f}/{m:.3f}" for i, m in zip(injected, measured, strict=True)]
+    )
+    return statistics.median(injected), statistics.median(measured)
 
 
 def check_level(
@@ -261,13 +281,14 @@ def settled_baseline(
     pytest.fail(f"the {category} P95 baseline did not settle ({shown}): host too busy")
 
 
-def baseline_median(run: DrillRun, category: str) -> float:
-    """The category's median latency over the baseline window just captured."""
+def baseline_histogram(run: DrillRun, category: str) -> list[tuple[float, int]]:
+    """The category's latencies over the baseline window just captured (pre-hybrid)."""
     spec = run.policy.baseline("p95_pre_hybrid")
-    now = time.time()
-    median = run.store.window(category, now - run.policy.scale(spec.window_s), now).p50_s
-    assert median is not None, f"no {category} traffic in the baseline window"
-    return median
+    hist = run.store.histogram(
+        category, run.baseline_at - run.policy.scale(spec.window_s), run.baseline_at
+    )
+    assert hist, f"no {category} traffic in the baseline window"
+    return hist
 
 
 def baseline_value(run: DrillRun, baseline_id: str, scope: Scope) -> float:

@@ -22,13 +22,13 @@ from drills._support import (
     ROLLBACK,
     app_cache_hit_rate,
     assert_no_decision,
-    baseline_median,
+    baseline_histogram,
     baseline_value,
-    calm_reading,
     check_level,
     detect,
     faulty_release,
     origin_of,
+    p95_level,
     probes,
     scale_budget,
     settled_baseline,
@@ -179,7 +179,8 @@ def test_p95_above_2x_baseline_is_immediate_rollback(
 ) -> None:
     run, factor = drill_run, 2.4
     base = settled_baseline(run, "crud")
-    delay_ms = releases.p95_delay_ms(factor, base, baseline_median(run, "crud"))
+    hist = baseline_histogram(run, "crud")
+    delay_ms = releases.p95_delay_ms(factor * base, hist, share=SLOWED)
     fault = releases.slow_crud(run.stack, delay_ms, share=SLOWED, deploy=run.deploy)
     with faulty_release(run, fault, "crud") as first:
         origin = origin_of(run, fault, first.at)
@@ -191,21 +192,18 @@ def test_p95_above_2x_baseline_is_immediate_rollback(
             budget_s=scale_budget(run, 60),
             record_property=record_property,
         )
-        reading = calm_reading(
+        injected, measured = p95_level(
             run,
-            "p95_latency",
-            CRUD,
-            control=Scope.category("streaming"),
+            hist=hist,
+            category="crud",
+            delay_ms=delay_ms,
             since=origin,
-            window_s=window(run, "wsgi_p95_latency", 3),
+            window_s=window(run, "wsgi_p95_latency", 2),
+            record_property=record_property,
         )
         record_property("baseline_p95_ms", round(base * 1000, 2))
-        check_level(
-            record_property,
-            injected=factor,
-            ratio=False,
-            measured=None if reading.value is None else reading.value / base,
-        )
+        record_property("target_factor", factor)
+        check_level(record_property, injected=injected, ratio=False, measured=measured)
 
 
 def test_p95_1_5_to_2x_baseline_is_evaluate_in_10_minutes(
@@ -213,7 +211,8 @@ def test_p95_1_5_to_2x_baseline_is_evaluate_in_10_minutes(
 ) -> None:
     run, factor = drill_run, 1.75
     base = settled_baseline(run, "crud")
-    delay_ms = releases.p95_delay_ms(factor, base, baseline_median(run, "crud"))
+    hist = baseline_histogram(run, "crud")
+    delay_ms = releases.p95_delay_ms(factor * base, hist, share=SLOWED)
     fault = releases.slow_crud(run.stack, delay_ms, share=SLOWED, deploy=run.deploy)
     with faulty_release(run, fault, "crud") as first:
         origin = origin_of(run, fault, first.at)
@@ -229,21 +228,18 @@ def test_p95_1_5_to_2x_baseline_is_evaluate_in_10_minutes(
         due_in = found.decision.deadline - found.decision.time
         record_property("verdict_due_in_s", round(due_in, 2))
         assert due_in == pytest.approx(run.policy.scale(600), abs=0.01)
-        reading = calm_reading(
+        injected, measured = p95_level(
             run,
-            "p95_latency",
-            CRUD,
-            control=Scope.category("streaming"),
+            hist=hist,
+            category="crud",
+            delay_ms=delay_ms,
             since=origin,
-            window_s=window(run, "performance_degradation", 3),
+            window_s=window(run, "performance_degradation", 2),
+            record_property=record_property,
         )
         record_property("baseline_p95_ms", round(base * 1000, 2))
-        check_level(
-            record_property,
-            injected=factor,
-            ratio=False,
-            measured=None if reading.value is None else reading.value / base,
-        )
+        record_property("target_factor", factor)
+        check_level(record_property, injected=injected, ratio=False, measured=measured)
         assert_no_decision(
             run, "wsgi_p95_latency", observe_s=1.0, record_property=lambda *a: None, kinds=ROLLBACK
         )

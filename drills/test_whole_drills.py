@@ -11,6 +11,13 @@ ASGI side (stopping ASGI and routing all traffic to WSGI removes it); a defect i
 code needs Phase 3 ("code + config"); bad data needs Phase 5 (the backup). The hybrid release's
 0011 migrations are additive, so the previous code runs on the new schema and Phase 4 is not
 prescribed for these defects.
+
+An "evaluate" decision is not a rollback: the drill asserts that nothing is rolled back before
+the deferred verdict's deadline, and that the verdict escalates at the deadline because the
+defect still holds -- only then do the phases run.
+
+``quick`` holds two config-only ones (phases 1 -> 2): a crash-looping ASGI (immediate) and
+dropped WebSockets (evaluate, then escalated at the deadline).
 """
 
 from __future__ import annotations
@@ -23,8 +30,9 @@ import pytest
 from checks.base import CheckResult, require
 from checks.checklist import run_checklist
 from checks.data import no_acked_write_lost
+from drills._support import baseline_histogram, settled_baseline
 from rollback_drill.announce import FileSink
-from rollback_drill.decisions import Decision
+from rollback_drill.decisions import Decision, DecisionKind
 from rollback_drill.defects import DefectLog
 from rollback_drill.drill import DrillRun
 from rollback_drill.faults import faulty_releases as releases
@@ -48,13 +56,14 @@ def whole_drill(
     report_dir: Path,
     record: DrillSummary,
     record_property: pytest.RecordProperty,
+    deferred: bool = False,
 ) -> list[CheckResult]:
     run.capture_baseline()
     run.backup()
     fault: FaultyRelease = make_fault(run)  # type: ignore[operator]
     try:
         return _fault_to_verified_rollback(
-            run, fault, trigger, phases, plan_defects, report_dir, record, record_property
+            run, fault, trigger, phases, plan_defects, report_dir, record, record_property, deferred
         )
     finally:
         # The rollback replaced the faulty release: never "revert" it by redeploying it; only
@@ -72,6 +81,7 @@ def _fault_to_verified_rollback(
     report_dir: Path,
     record: DrillSummary,
     record_property: pytest.RecordProperty,
+    deferred: bool,
 ) -> list[CheckResult]:
     fault.apply()  # deploys the faulty hybrid release through the harness (guarded)
     run.mark("fault live", fault=fault.name)
@@ -83,6 +93,22 @@ def _fault_to_verified_rollback(
         what=f"a rollback decision of {trigger}",
     )
     run.mark(f"decision {trigger}")
+    first = next(d for d in monitor.snapshot() if d.trigger_id == trigger)
+    if deferred:
+        # the plan's "evaluate": a verdict due at a deadline, no rollback before it
+        assert first.kind is DecisionKind.DEFERRED and first.deadline is not None, first.message
+        record_property("deferred_verdict_due_in_s", round(first.deadline - first.time, 2))
+        # the verdict of this trigger must not escalate before its deadline; another rule's
+        # rollback meanwhile (a noisy CRUD P95 on 2 shared cores) is reported, not hidden
+        before = [
+            d for d in monitor.snapshot() if d.is_rollback() and d.time < first.deadline - 1.0
+        ]
+        early = [d.message for d in before if trigger in (d.trigger_id, d.escalated_from)]
+        assert early == [], f"{trigger} escalated before its evaluate deadline: {early}"
+        record_property("other_rollback_decisions", [d.message for d in before])
+        assert decision.kind is DecisionKind.ESCALATED, decision.message
+    else:
+        assert first.is_rollback(), f"expected a rollback decision first: {first.message}"
     record_property("trigger", trigger)
     record_property("decision", f"{decision.kind}:{decision.action}")
     record_property("measured_value", decision.value)
@@ -145,7 +171,9 @@ def _fault_to_verified_rollback(
 
 @pytest.fixture
 def whole(drill_run, plan_defects, report_dir, drill_record, record_property):  # type: ignore[no-untyped-def]
-    def go(make_fault: object, trigger: str, phases: tuple[int, ...]) -> list[CheckResult]:
+    def go(
+        make_fault: object, trigger: str, phases: tuple[int, ...], *, deferred: bool = False
+    ) -> list[CheckResult]:
         return whole_drill(
             drill_run,
             make_fault,
@@ -155,11 +183,13 @@ def whole(drill_run, plan_defects, report_dir, drill_record, record_property):  
             report_dir=report_dir,
             record=drill_record,
             record_property=record_property,
+            deferred=deferred,
         )
 
     return go
 
 
+@pytest.mark.quick
 def test_crash_looping_asgi_rolls_back_config_only(whole) -> None:  # type: ignore[no-untyped-def]
     """ASGI crashes on every WebSocket: restarts > 5 in 10 min -> phases 1->2."""
     checks = whole(
@@ -179,4 +209,33 @@ def test_failing_crud_code_rolls_back_code(whole) -> None:  # type: ignore[no-un
         "error_rate",
         (1, 3),
     )
+    require(*checks)
+
+
+@pytest.mark.quick
+def test_dropped_websockets_evaluate_then_roll_back_config_only(whole) -> None:  # type: ignore[no-untyped-def]
+    """The release closes half of the WebSockets after the first reply: disconnects > 30 % ->
+    evaluate in 10 minutes (a dropped socket is not an HTTP error: the error-rate rules do not
+    count it); the drops still hold at the deadline -> the verdict escalates -> phases 1->2."""
+    checks = whole(
+        lambda run: releases.ws_drop(run.stack, 0.5, deploy=run.deploy),
+        "websocket_disconnects",
+        (1, 2),
+        deferred=True,
+    )
+    require(*checks)
+
+
+def test_slow_streaming_evaluate_then_roll_back_config_only(whole) -> None:  # type: ignore[no-untyped-def]
+    """The release's new streaming path is slow (P95 2.5x baseline): performance degradation
+    -> evaluate in 10 minutes; the slowness still holds at the deadline -> the verdict
+    escalates -> phases 1->2 (the defect is in the ASGI code)."""
+
+    def make(run: DrillRun) -> FaultyRelease:
+        base = settled_baseline(run, "streaming")
+        hist = baseline_histogram(run, "streaming")  # a 2.5x aim: far from the 1.5x threshold
+        delay_ms = releases.p95_delay_ms(2.5 * base, hist)
+        return releases.slow_stream(run.stack, delay_ms, share=0.10, deploy=run.deploy)
+
+    checks = whole(make, "performance_degradation", (1, 2), deferred=True)
     require(*checks)

@@ -131,6 +131,7 @@ class DrillRun:
             self.store, events=self.events, stats=self.stats, redis=self.redis, tickets=self.tickets
         )
         self.baseline: Baseline | None = None
+        self.baseline_at = 0.0  # when the baseline was captured (its windows end there)
         self.backups: BackupSet | None = None
         self.monitor: Monitor | None = None
         self.load: BackgroundLoad | None = None
@@ -184,7 +185,8 @@ class DrillRun:
             what=f"{longest:.0f} s of baseline traffic",
             interval_s=0.5,
         )
-        self.baseline = Baseline.capture(self.policy, self.source, time.time())
+        self.baseline_at = time.time()
+        self.baseline = Baseline.capture(self.policy, self.source, self.baseline_at)
         self.journal.event(
             "baseline",
             "captured",
@@ -232,6 +234,21 @@ class DrillRun:
         self.mark(f"{release} deployed", commit=commit)
         self.start_monitor()
         return commit
+
+    def instrument_cpu_s(self) -> dict[str, float]:
+        """CPU seconds the monitor's ticks and each signal collector's threads have used (the
+        instrument's own overhead, measured with ``time.thread_time``)."""
+        cpu = {
+            name: c.cpu_seconds()
+            for name, c in (
+                ("docker_events", self.events),
+                ("docker_stats", self.stats),
+                ("redis_info", self.redis),
+                ("tickets", self.tickets),
+            )
+        }
+        cpu["monitor"] = self.monitor.cpu_s if self.monitor is not None else 0.0
+        return cpu
 
     def timeline_series(self, step_s: int = 1) -> Timeline:
         """Error rate and P95 per second, memory ratio per app container, plus the markers."""

@@ -16,7 +16,7 @@ import docker
 import pytest
 from reliability_support import NEEDS_DOCKER, DrillProcess, child_env, drill_dir, leftovers
 
-pytestmark = [pytest.mark.docker, NEEDS_DOCKER, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.docker, pytest.mark.nightly, NEEDS_DOCKER, pytest.mark.timeout(420)]
 
 SIDE = """
 import json, os, pathlib, time

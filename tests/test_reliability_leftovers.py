@@ -4,6 +4,8 @@ Each test runs pytest on a tiny drill using the ``fresh_stack`` fixture in a sub
 one way (success, a failing drill, a stack that fails to start, SIGINT, SIGTERM, SIGKILL then
 ``rollback-drill cleanup``) and then looks for any container, network, volume or image of that
 run -- by its run label, its Compose project name, and the image layers its process built.
+The per-change CI runs the pass-and-fail case; the interruptions are ``nightly``
+(``make engine-nightly``).
 """
 
 from __future__ import annotations
@@ -110,6 +112,7 @@ def test_nothing_left_after_a_passing_and_a_failing_drill(
     assert_clean(client, proc, proc.run_ids())
 
 
+@pytest.mark.nightly
 def test_nothing_left_after_a_stack_that_fails_to_start(
     tmp_path: Path, client: docker.DockerClient, drills: list[DrillProcess]
 ) -> None:
@@ -138,6 +141,7 @@ def test_nothing_left_after_a_stack_that_fails_to_start(
     ids=["SIGINT-to-group(Ctrl-C)", "SIGTERM-to-pytest"],
 )
 @pytest.mark.parametrize("moment", ["starting", "faulting"])
+@pytest.mark.nightly
 def test_nothing_left_after_an_interrupt(
     tmp_path: Path,
     client: docker.DockerClient,
@@ -171,6 +175,7 @@ def test_nothing_left_after_an_interrupt(
     assert_clean(client, proc, proc.run_ids())
 
 
+@pytest.mark.nightly
 def test_cleanup_removes_a_killed_run_and_spares_a_live_one(
     tmp_path: Path, client: docker.DockerClient, drills: list[DrillProcess]
 ) -> None:
@@ -226,6 +231,7 @@ def test_cleanup_removes_a_killed_run_and_spares_a_live_one(
         live.remove(force=True)
 
 
+@pytest.mark.nightly
 def test_nothing_left_after_a_second_interrupt_during_teardown(
     tmp_path: Path, client: docker.DockerClient, drills: list[DrillProcess]
 ) -> None:

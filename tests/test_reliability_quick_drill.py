@@ -36,7 +36,7 @@ from reliability_support import (
     workspaces_of,
 )
 
-pytestmark = [pytest.mark.docker, NEEDS_DOCKER, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.docker, pytest.mark.nightly, NEEDS_DOCKER, pytest.mark.timeout(600)]
 
 # The quick drills run here; `RBD_RELIABILITY_DRILLS=drills/` runs all of them (slower).
 DRILLS = os.environ.get(
