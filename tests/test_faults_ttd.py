@@ -48,3 +48,20 @@ def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert main([str(p) for p in reports(tmp_path)]) == 0
     assert "median TTD s" in capsys.readouterr().out
     assert main([]) == 2
+
+
+def test_a_case_that_failed_after_detection_is_timed_and_marked(tmp_path: Path) -> None:
+    path = tmp_path / "run.xml"
+    path.write_text(
+        """<testsuites><testsuite name="pytest">
+<testcase classname="drills.test_triggers" name="test_wsgi_p95_latency" time="60">
+  <properties>
+    <property name="trigger" value="wsgi_p95_latency"/>
+    <property name="time_to_detect_s" value="3.0"/>
+  </properties>
+  <failure message="measured 2.88 vs injected 2.54"/>
+</testcase></testsuite></testsuites>"""
+    )
+    (row,) = collect([path])
+    assert row.times == [3.0] and row.failed == 1 and row.failed_after_detect == 1
+    assert "| 1 (1 failed after detection) | 3.0 |" in table([row])

@@ -5,7 +5,9 @@
 Each drill case records ``trigger`` and ``time_to_detect_s`` (and, where the fault set a level,
 ``injected_level`` and ``steady_value``) as JUnit properties; this reads any number of report
 files and prints one Markdown row per drill: runs, median / min / max time to detect, and the
-injected level against the measured one. Failed cases are counted, not timed.
+injected level against the measured one. A failed case is counted; it is also timed when it
+failed after its decision was detected (a level check that failed afterwards: the time to
+detect is still a measurement), and shown as such.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class Row:
     trigger: str = ""
     times: list[float] = field(default_factory=list)
     failed: int = 0
+    failed_after_detect: int = 0  # of ``failed``: timed, the failure came after detection
     levels: list[tuple[float, float]] = field(default_factory=list)  # (injected, measured)
 
 
@@ -37,9 +40,12 @@ def collect(paths: Iterable[Path]) -> list[Row]:
             name = case.get("name", "?")
             row = rows.setdefault(name, Row(name))
             row.trigger = props.get("trigger", row.trigger)
-            if case.find("failure") is not None or case.find("error") is not None:
+            failed = case.find("failure") is not None or case.find("error") is not None
+            if failed:
                 row.failed += 1
-                continue
+                if "time_to_detect_s" not in props:
+                    continue
+                row.failed_after_detect += 1
             if case.find("skipped") is not None:
                 continue
             if "time_to_detect_s" in props:
@@ -57,7 +63,10 @@ def table(rows: Sequence[Row]) -> str:
     for r in sorted(rows, key=lambda r: (r.trigger, r.drill)):
         if not r.times and not r.failed:
             continue
-        runs = f"{len(r.times)}" + (f" (+{r.failed} failed)" if r.failed else "")
+        before = r.failed - r.failed_after_detect
+        runs = f"{len(r.times)}" + (f" (+{before} failed)" if before else "")
+        if r.failed_after_detect:
+            runs += f" ({r.failed_after_detect} failed after detection)"
         if r.times:
             stats = f"{statistics.median(r.times):.1f} | {min(r.times):.1f} | {max(r.times):.1f}"
         else:
