@@ -32,8 +32,11 @@ def observe_healthy(run: DrillRun, observe_s: float) -> list[Decision]:
     while time.monotonic() < deadline:  # the observation period itself is what is measured
         time.sleep(1.0)
         assert monitor.error is None
-    # Pre-hybrid cannot serve WebSockets: no baseline there is expected, and reported.
-    unexpected = [p for p in baseline.problems() if "websocket" not in p]
+    # Pre-hybrid cannot serve WebSockets: no baseline there is expected. At time scale 10 the
+    # 12 s baseline window holds ~27 auth and admin requests at the default load, under the
+    # P95 rules' 40: those scopes are then not judged, which the journal and the report say.
+    problems = baseline.problems()
+    unexpected = [p for p in problems if "websocket" not in p and "too few samples" not in p]
     assert not unexpected, unexpected
     return monitor.snapshot()
 

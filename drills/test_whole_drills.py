@@ -93,7 +93,11 @@ def _fault_to_verified_rollback(
         what=f"a rollback decision of {trigger}",
     )
     run.mark(f"decision {trigger}")
-    first = next(d for d in monitor.snapshot() if d.trigger_id == trigger)
+    first = next(  # the trigger's first verdict (not a "not evaluated at this scope" note)
+        d
+        for d in monitor.snapshot()
+        if d.trigger_id == trigger and (d.is_rollback() or d.kind is DecisionKind.DEFERRED)
+    )
     if deferred:
         # the plan's "evaluate": a verdict due at a deadline, no rollback before it
         assert first.kind is DecisionKind.DEFERRED and first.deadline is not None, first.message
@@ -134,8 +138,10 @@ def _fault_to_verified_rollback(
         record.announcement = sink_path.read_text()
 
     # the checklist judges the stack after the rollback, under the same load: one (scaled)
-    # minute to settle (new replicas warm up), then one (scaled) minute observed
-    settle_s, observe_s = run.policy.scale(60), run.policy.scale(60)
+    # minute to settle, then one (scaled) minute observed -- but at least 20 s and 10 s: on 2
+    # cores the replicas phase 2 starts take 10-20 s to warm, and a P95 read over their first
+    # seconds says nothing about the rolled-back release (it read 3x baseline once at 6 s)
+    settle_s, observe_s = max(run.policy.scale(60), 20.0), max(run.policy.scale(60), 10.0)
     if run.load is not None:
         run.load.wait_for_writes(5, after=rolled_back_at, timeout_s=60)
     since = rolled_back_at + settle_s
