@@ -63,6 +63,7 @@ def window(run: DrillRun, rule_id: str, times: float = 1.0) -> float:
 # ---- critical ------------------------------------------------------------------------------
 
 
+@pytest.mark.quick
 def test_error_rate(drill_run: DrillRun, record_property: RecordProperty) -> None:
     """A release whose new CRUD code fails 20 % of requests: error rate > 10 % on crud."""
     run, share = drill_run, 0.20
@@ -99,6 +100,7 @@ def test_service_unavailable(drill_run: DrillRun, record_property: RecordPropert
         )
 
 
+@pytest.mark.quick
 def test_service_unavailable_nginx_stopped(
     drill_run: DrillRun, record_property: RecordProperty
 ) -> None:

@@ -16,8 +16,9 @@ An "evaluate" decision is not a rollback: the drill asserts that nothing is roll
 the deferred verdict's deadline, and that the verdict escalates at the deadline because the
 defect still holds -- only then do the phases run.
 
-``quick`` holds two config-only ones (phases 1 -> 2): a crash-looping ASGI (immediate) and
-dropped WebSockets (evaluate, then escalated at the deadline).
+None is in ``quick`` yet: on this project's 2-core machines the checklist's "P95 latency back to
+baseline" fails after phase 2 about every other run (four WSGI replicas and all the streaming
+on two cores: CRUD P95 at 1.5-3x the pre-hybrid baseline; see CHANGELOG "Known issues").
 """
 
 from __future__ import annotations
@@ -195,7 +196,6 @@ def whole(drill_run, plan_defects, report_dir, drill_record, record_property):  
     return go
 
 
-@pytest.mark.quick
 def test_crash_looping_asgi_rolls_back_config_only(whole) -> None:  # type: ignore[no-untyped-def]
     """ASGI crashes on every WebSocket: restarts > 5 in 10 min -> phases 1->2."""
     checks = whole(
@@ -218,7 +218,6 @@ def test_failing_crud_code_rolls_back_code(whole) -> None:  # type: ignore[no-un
     require(*checks)
 
 
-@pytest.mark.quick
 def test_dropped_websockets_evaluate_then_roll_back_config_only(whole) -> None:  # type: ignore[no-untyped-def]
     """The release closes half of the WebSockets after the first reply: disconnects > 30 % ->
     evaluate in 10 minutes (a dropped socket is not an HTTP error: the error-rate rules do not
