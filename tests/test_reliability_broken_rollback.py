@@ -40,6 +40,7 @@ def test_broken_rollback_fails_naming_the_failing_check(tmp_path: Path) -> None:
     work = drill_dir(tmp_path, BROKEN, "test_broken_rollback.py")
     junit = tmp_path / "junit.xml"
     proc = DrillProcess(work, [f"--junitxml={junit}", "--drill-require-docker"])
+    client = docker.from_env()
     try:
         code = proc.finish(540)
         out = proc.output()
@@ -53,9 +54,8 @@ def test_broken_rollback_fails_naming_the_failing_check(tmp_path: Path) -> None:
         # the rollback itself ran and was timed: the failure is the checklist's, not a crash
         props = {p.get("name"): p.get("value") for p in cases[0].iter("property")}
         assert props.get("phase") == "1→2" and props.get("time_to_rollback_s"), props
-        with docker.from_env() as client:
-            for run_id in proc.run_ids():
-                assert leftovers(client, run_id) == [], f"run {run_id} left objects behind"
+        for run_id in proc.run_ids():
+            assert leftovers(client, run_id) == [], f"run {run_id} left objects behind"
     finally:
-        with docker.from_env() as client:
-            proc.close(client)
+        proc.close(client)
+        client.close()
