@@ -28,6 +28,24 @@ from rollback_drill.signals.app_metrics import AppMetricsCollector
 
 ROLLBACK = frozenset({DecisionKind.ROLLBACK, DecisionKind.ESCALATED})
 DEFERRED = frozenset({DecisionKind.DEFERRED})
+SLOWED = 0.10  # share of requests a slow release slows: the P95 lands among them
+
+
+def hybrid(run: DrillRun) -> None:
+    """Baseline on pre-hybrid, then the healthy hybrid release deployed (the monitor starts)."""
+    run.capture_baseline()
+    run.deploy(run.stack.target.releases.next)
+
+
+def window(run: DrillRun, rule_id: str, times: float = 1.0) -> float:
+    """``times`` the rule's (time-scaled) window."""
+    return run.policy.scale(run.policy.rule(rule_id).window_s) * times
+
+
+def sleep_until(wall: float) -> None:
+    """Let wall-clock time reach ``wall``: the period itself is what a reading measures."""
+    while (left := wall - time.time()) > 0:
+        time.sleep(min(left, 0.5))
 
 
 @dataclass(frozen=True)
@@ -172,44 +190,63 @@ def steady_reading(
     """The monitor's own reading of ``metric`` once a whole window holds only data from after
     ``since`` (windows widen to whole seconds, hence the extra second). A longer window than
     the rule's gives the same metric over more samples (WebSocket shares, percentiles)."""
-    ready = since + window_s + 1.0
-    while (left := ready - time.time()) > 0:
-        time.sleep(min(left, 0.5))
+    sleep_until(since + window_s + 1.0)
     return run.source.read(Metric(metric), scope, window_s, time.time())
 
 
-def p95_level(
+@dataclass
+class SlowRelease:
+    """A release slowing exactly ``SLOWED`` of ``category``'s requests by ``delay_ms``: the
+    delay solved on the baseline's latency histogram ``hist`` for a P95 of ``factor`` x the
+    baseline P95 ``base`` (seconds)."""
+
+    fault: FaultyRelease
+    category: str
+    factor: float
+    base: float
+    hist: list[tuple[float, int]]
+    delay_ms: float
+
+
+def slow_release(run: DrillRun, category: str, factor: float) -> SlowRelease:
+    """Settle the baseline, then build the slow release of ``category`` (CRUD: the WSGI code;
+    streaming: the ASGI code) that puts its P95 at ``factor`` x that baseline."""
+    base = settled_baseline(run, category)
+    hist = baseline_histogram(run, category)
+    delay_ms = releases.p95_delay_ms(factor * base, hist, share=SLOWED)
+    make = releases.slow_stream if category == "streaming" else releases.slow_crud
+    fault = make(run.stack, delay_ms, share=SLOWED, deploy=run.deploy)
+    return SlowRelease(fault, category, factor, base, hist, delay_ms)
+
+
+def check_p95_level(
     run: DrillRun,
-    category: str,
-    hist: list[tuple[float, int]],
+    slow: SlowRelease,
     *,
-    delay_ms: float,
     since: float,
     window_s: float,
-    windows: int = 3,
-    share: float = 0.10,
     record_property: Callable[[str, object], None],
-) -> tuple[float, float]:
-    """The P95 a slow release put into ``category``, as (injected, measured) multiples of the
-    category's baseline P95: medians over ``windows`` consecutive windows of ``window_s``.
+    windows: int = 3,
+) -> None:
+    """The P95 ``slow`` put into its category against the injected one, as multiples of the
+    baseline P95: medians over ``windows`` consecutive windows of ``window_s``.
 
-    The injected level is the P95 of the distribution the release makes: ``hist`` (the
-    baseline's latencies) of which exactly ``share`` are ``delay_ms`` slower -- shifted by how
-    much slower the whole hybrid stack answers now than pre-hybrid did (the drift of the
-    median, which the 10 % slowed requests barely move). The measured level is the monitor's
-    P95 reading of the same window. A median over several windows keeps one stalled second of
-    a 2-core host from deciding the comparison.
+    The injected level is the P95 of the distribution the release makes: the baseline's
+    latencies of which exactly ``SLOWED`` are ``delay_ms`` slower -- shifted by how much slower
+    the whole hybrid stack answers now than pre-hybrid did (the drift of the median, which the
+    10 % slowed requests barely move). The measured level is the monitor's P95 reading of the
+    same window. A median over several windows keeps one stalled second of a 2-core host from
+    deciding the comparison.
     """
-    base = baseline_value(run, "p95_pre_hybrid", Scope.category(category))
-    model = releases.slowed(hist, delay_ms / 1000, share)
+    category, base = slow.category, slow.base
+    model = releases.slowed(slow.hist, slow.delay_ms / 1000, SLOWED)
     model_p50 = releases.weighted_quantile(model, 0.50)
     model_p95 = releases.weighted_quantile(model, 0.95)
     injected: list[float] = []
     measured: list[float] = []
     ready = since + window_s + 1.0
     for _ in range(windows):
-        while (left := ready - time.time()) > 0:
-            time.sleep(min(left, 0.5))
+        sleep_until(ready)
         now = time.time()
         p95 = run.source.read(Metric.P95_LATENCY, Scope.category(category), window_s, now)
         p50 = run.store.window(category, now - window_s, now).p50_s
@@ -220,7 +257,14 @@ def p95_level(
     record_property(
         "level_windows", [f"{i:.3f}/{m:.3f}" for i, m in zip(injected, measured, strict=True)]
     )
-    return statistics.median(injected), statistics.median(measured)
+    record_property("baseline_p95_ms", round(base * 1000, 2))
+    record_property("target_factor", slow.factor)
+    check_level(
+        record_property,
+        injected=statistics.median(injected),
+        ratio=False,
+        measured=statistics.median(measured),
+    )
 
 
 def check_level(

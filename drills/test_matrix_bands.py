@@ -22,17 +22,18 @@ from drills._support import (
     ROLLBACK,
     app_cache_hit_rate,
     assert_no_decision,
-    baseline_histogram,
     baseline_value,
     check_level,
+    check_p95_level,
     detect,
     faulty_release,
+    hybrid,
     origin_of,
-    p95_level,
     probes,
     scale_budget,
-    settled_baseline,
+    slow_release,
     steady_reading,
+    window,
 )
 from rollback_drill.drill import DrillRun
 from rollback_drill.faults import CrashProcess, StopContainers, TicketSpike, injected
@@ -44,17 +45,7 @@ pytestmark = [pytest.mark.full, pytest.mark.nightly]
 
 CRUD = Scope.category("crud")
 EVERYWHERE = Scope.everywhere()
-SLOWED = 0.10  # share of CRUD requests the slow release slows: the P95 lands among them
 RecordProperty = Callable[[str, object], None]
-
-
-def hybrid(run: DrillRun) -> None:
-    run.capture_baseline()
-    run.deploy(run.stack.target.releases.next)
-
-
-def window(run: DrillRun, rule_id: str, times: float = 1.0) -> float:
-    return run.policy.scale(run.policy.rule(rule_id).window_s) * times
 
 
 def quiet_period(run: DrillRun, rule_id: str) -> float:
@@ -177,13 +168,10 @@ def test_error_rate_under_5_percent_is_monitor_closely(
 def test_p95_above_2x_baseline_is_immediate_rollback(
     drill_run: DrillRun, record_property: RecordProperty
 ) -> None:
-    run, factor = drill_run, 2.4
-    base = settled_baseline(run, "crud")
-    hist = baseline_histogram(run, "crud")
-    delay_ms = releases.p95_delay_ms(factor * base, hist, share=SLOWED)
-    fault = releases.slow_crud(run.stack, delay_ms, share=SLOWED, deploy=run.deploy)
-    with faulty_release(run, fault, "crud") as first:
-        origin = origin_of(run, fault, first.at)
+    run = drill_run
+    slow = slow_release(run, "crud", 2.4)
+    with faulty_release(run, slow.fault, "crud") as first:
+        origin = origin_of(run, slow.fault, first.at)
         detect(
             run,
             "wsgi_p95_latency",
@@ -192,30 +180,22 @@ def test_p95_above_2x_baseline_is_immediate_rollback(
             budget_s=scale_budget(run, 60),
             record_property=record_property,
         )
-        injected, measured = p95_level(
+        check_p95_level(
             run,
-            hist=hist,
-            category="crud",
-            delay_ms=delay_ms,
+            slow,
             since=origin,
             window_s=window(run, "wsgi_p95_latency", 2),
             record_property=record_property,
         )
-        record_property("baseline_p95_ms", round(base * 1000, 2))
-        record_property("target_factor", factor)
-        check_level(record_property, injected=injected, ratio=False, measured=measured)
 
 
 def test_p95_1_5_to_2x_baseline_is_evaluate_in_10_minutes(
     drill_run: DrillRun, record_property: RecordProperty
 ) -> None:
-    run, factor = drill_run, 1.75
-    base = settled_baseline(run, "crud")
-    hist = baseline_histogram(run, "crud")
-    delay_ms = releases.p95_delay_ms(factor * base, hist, share=SLOWED)
-    fault = releases.slow_crud(run.stack, delay_ms, share=SLOWED, deploy=run.deploy)
-    with faulty_release(run, fault, "crud") as first:
-        origin = origin_of(run, fault, first.at)
+    run = drill_run
+    slow = slow_release(run, "crud", 1.75)
+    with faulty_release(run, slow.fault, "crud") as first:
+        origin = origin_of(run, slow.fault, first.at)
         found = detect(
             run,
             "performance_degradation",
@@ -228,18 +208,13 @@ def test_p95_1_5_to_2x_baseline_is_evaluate_in_10_minutes(
         due_in = found.decision.deadline - found.decision.time
         record_property("verdict_due_in_s", round(due_in, 2))
         assert due_in == pytest.approx(run.policy.scale(600), abs=0.01)
-        injected, measured = p95_level(
+        check_p95_level(
             run,
-            hist=hist,
-            category="crud",
-            delay_ms=delay_ms,
+            slow,
             since=origin,
             window_s=window(run, "performance_degradation", 2),
             record_property=record_property,
         )
-        record_property("baseline_p95_ms", round(base * 1000, 2))
-        record_property("target_factor", factor)
-        check_level(record_property, injected=injected, ratio=False, measured=measured)
         assert_no_decision(
             run, "wsgi_p95_latency", observe_s=1.0, record_property=lambda *a: None, kinds=ROLLBACK
         )

@@ -17,17 +17,18 @@ import pytest
 
 from drills._support import (
     app_cache_hit_rate,
-    baseline_histogram,
     baseline_value,
     check_level,
+    check_p95_level,
     detect,
     faulty_release,
+    hybrid,
     origin_of,
-    p95_level,
     probes,
     scale_budget,
-    settled_baseline,
+    slow_release,
     steady_reading,
+    window,
 )
 from rollback_drill.drill import DrillRun
 from rollback_drill.faults import (
@@ -47,17 +48,7 @@ pytestmark = [pytest.mark.full, pytest.mark.nightly]
 CRUD = Scope.category("crud")
 STREAMING = Scope.category("streaming")
 WEBSOCKET = Scope.category("websocket")
-SLOWED = 0.10  # share of CRUD requests the slow release slows: the P95 lands among them
 RecordProperty = Callable[[str, object], None]
-
-
-def hybrid(run: DrillRun) -> None:
-    run.capture_baseline()
-    run.deploy(run.stack.target.releases.next)
-
-
-def window(run: DrillRun, rule_id: str, times: float = 1.0) -> float:
-    return run.policy.scale(run.policy.rule(rule_id).window_s) * times
 
 
 # ---- critical ------------------------------------------------------------------------------
@@ -172,13 +163,10 @@ def test_db_connection_failures(drill_run: DrillRun, record_property: RecordProp
 def test_wsgi_p95_latency(drill_run: DrillRun, record_property: RecordProperty) -> None:
     """A release whose new CRUD code path (10 % of requests) makes a slow blocking call: P95
     2.5x the pre-hybrid baseline."""
-    run, factor = drill_run, 2.5
-    base = settled_baseline(run, "crud")
-    hist = baseline_histogram(run, "crud")
-    delay_ms = releases.p95_delay_ms(factor * base, hist, share=SLOWED)
-    fault = releases.slow_crud(run.stack, delay_ms, share=SLOWED, deploy=run.deploy)
-    with faulty_release(run, fault, "crud") as first:
-        origin = origin_of(run, fault, first.at)
+    run = drill_run
+    slow = slow_release(run, "crud", 2.5)
+    with faulty_release(run, slow.fault, "crud") as first:
+        origin = origin_of(run, slow.fault, first.at)
         detect(
             run,
             "wsgi_p95_latency",
@@ -187,18 +175,13 @@ def test_wsgi_p95_latency(drill_run: DrillRun, record_property: RecordProperty) 
             budget_s=scale_budget(run, 60),
             record_property=record_property,
         )
-        injected, measured = p95_level(
+        check_p95_level(
             run,
-            hist=hist,
-            category="crud",
-            delay_ms=delay_ms,
+            slow,
             since=origin,
             window_s=window(run, "wsgi_p95_latency", 2),
             record_property=record_property,
         )
-        record_property("baseline_p95_ms", round(base * 1000, 2))
-        record_property("target_factor", factor)
-        check_level(record_property, injected=injected, ratio=False, measured=measured)
 
 
 def test_asgi_restarts(drill_run: DrillRun, record_property: RecordProperty) -> None:
@@ -301,13 +284,10 @@ def test_redis_connection_failures(drill_run: DrillRun, record_property: RecordP
 def test_performance_degradation(drill_run: DrillRun, record_property: RecordProperty) -> None:
     """A release whose new async streaming path (10 % of streams) is slow: streaming P95 2.5x
     its baseline. ASGI categories have no P95 rollback rung in the plan: 'evaluate'."""
-    run, factor = drill_run, 2.5
-    base = settled_baseline(run, "streaming")
-    hist = baseline_histogram(run, "streaming")
-    delay_ms = releases.p95_delay_ms(factor * base, hist, share=SLOWED)
-    fault = releases.slow_stream(run.stack, delay_ms, share=SLOWED, deploy=run.deploy)
-    with faulty_release(run, fault, "streaming") as first:
-        origin = origin_of(run, fault, first.at)
+    run = drill_run
+    slow = slow_release(run, "streaming", 2.5)
+    with faulty_release(run, slow.fault, "streaming") as first:
+        origin = origin_of(run, slow.fault, first.at)
         detect(
             run,
             "performance_degradation",
@@ -316,18 +296,13 @@ def test_performance_degradation(drill_run: DrillRun, record_property: RecordPro
             budget_s=scale_budget(run, 60),
             record_property=record_property,
         )
-        injected, measured = p95_level(
+        check_p95_level(
             run,
-            hist=hist,
-            category="streaming",
-            delay_ms=delay_ms,
+            slow,
             since=origin,
             window_s=window(run, "performance_degradation", 2),
             record_property=record_property,
         )
-        record_property("baseline_p95_ms", round(base * 1000, 2))
-        record_property("target_factor", factor)
-        check_level(record_property, injected=injected, ratio=False, measured=measured)
 
 
 def test_websocket_disconnects(drill_run: DrillRun, record_property: RecordProperty) -> None:

@@ -23,7 +23,9 @@ on two cores: CRUD P95 at 1.5-3x the pre-hybrid baseline; see CHANGELOG "Known i
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -31,7 +33,7 @@ import pytest
 from checks.base import CheckResult, require
 from checks.checklist import run_checklist
 from checks.data import no_acked_write_lost
-from drills._support import baseline_histogram, settled_baseline
+from drills._support import sleep_until, slow_release
 from rollback_drill.announce import FileSink
 from rollback_drill.decisions import Decision, DecisionKind
 from rollback_drill.defects import DefectLog
@@ -49,7 +51,7 @@ SUCCESS_BUDGET_S = 300.0  # the plan's success criterion: "Rollback completes in
 
 def whole_drill(
     run: DrillRun,
-    make_fault: type[FaultyRelease] | object,
+    make_fault: Callable[[DrillRun], FaultyRelease],
     trigger: str,
     phases: tuple[int, ...],
     *,
@@ -61,125 +63,118 @@ def whole_drill(
 ) -> list[CheckResult]:
     run.capture_baseline()
     run.backup()
-    fault: FaultyRelease = make_fault(run)  # type: ignore[operator]
-    try:
-        return _fault_to_verified_rollback(
-            run, fault, trigger, phases, plan_defects, report_dir, record, record_property, deferred
+    with _probe_session_released(make_fault(run)) as fault:
+        fault.apply()  # deploys the faulty hybrid release through the harness (guarded)
+        run.mark("fault live", fault=fault.name)
+        fault.verify_effect(timeout_s=60)
+        monitor = run.start_monitor()
+        decision: Decision = monitor.wait_for_decision(
+            lambda d: d.is_rollback() and d.trigger_id == trigger,
+            timeout_s=run.policy.scale(600) + 30,
+            what=f"a rollback decision of {trigger}",
         )
+        run.mark(f"decision {trigger}")
+        first = next(  # the trigger's first verdict (not a "not evaluated at this scope" note)
+            d
+            for d in monitor.snapshot()
+            if d.trigger_id == trigger and (d.is_rollback() or d.kind is DecisionKind.DEFERRED)
+        )
+        if deferred:
+            # the plan's "evaluate": a verdict due at a deadline, no rollback before it
+            assert first.kind is DecisionKind.DEFERRED and first.deadline is not None, first.message
+            record_property("deferred_verdict_due_in_s", round(first.deadline - first.time, 2))
+            # the verdict of this trigger must not escalate before its deadline; another rule's
+            # rollback meanwhile (a noisy CRUD P95 on 2 shared cores) is reported, not hidden
+            before = [
+                d for d in monitor.snapshot() if d.is_rollback() and d.time < first.deadline - 1.0
+            ]
+            early = [d.message for d in before if trigger in (d.trigger_id, d.escalated_from)]
+            assert early == [], f"{trigger} escalated before its evaluate deadline: {early}"
+            record_property("other_rollback_decisions", [d.message for d in before])
+            assert decision.kind is DecisionKind.ESCALATED, decision.message
+        else:
+            assert first.is_rollback(), f"expected a rollback decision first: {first.message}"
+        record_property("trigger", trigger)
+        record_property("decision", f"{decision.kind}:{decision.action}")
+        record_property("measured_value", decision.value)
+        record_property("threshold", decision.threshold)
+        live = fault.live_at or run.source.not_before or decision.time
+        record_property("time_to_detect_s", round(decision.time - live, 2))
+
+        sink_path = report_dir / "announcements" / f"{record.nodeid.split('::')[-1]}.txt"
+        ctx = RollbackContext(
+            run.stack,
+            reason=decision.message,
+            sink=FileSink(sink_path),
+            defects=plan_defects,
+            backups=run.backups,
+            holder=f"whole drill {record.nodeid}",
+        )
+        run.mark("rollback start")
+        result = run_rollback(ctx, phases)
+        rolled_back_at = run.mark("rollback end")
+        for key, value in result.properties().items():
+            record_property(key, value)
+        if sink_path.exists():
+            record.announcement = sink_path.read_text()
+
+        # the checklist judges the stack after the rollback, under the same load: one (scaled)
+        # minute to settle, then one (scaled) minute observed -- but at least 20 s and 10 s: on 2
+        # cores the replicas phase 2 starts take 10-20 s to warm, and a P95 read over their first
+        # seconds says nothing about the rolled-back release (it read 3x baseline once at 6 s)
+        settle_s, observe_s = max(run.policy.scale(60), 20.0), max(run.policy.scale(60), 10.0)
+        if run.load is not None:
+            run.load.wait_for_writes(5, after=rolled_back_at, timeout_s=60)
+        since = rolled_back_at + settle_s
+        sleep_until(since + observe_s)  # the observation period itself is what is measured
+        assert run.baseline is not None
+        checks = run_checklist(run.stack, run.store, run.policy, run.baseline, since=since)
+        checks.append(no_acked_write_lost(run.stack.postgres_dsn(), run.ledger))
+        budget_s = sequence_budget_s(phases)
+        checks.append(
+            CheckResult(
+                "Rollback completes in < 5 minutes",
+                result.time_to_rollback_s < SUCCESS_BUDGET_S
+                and result.time_to_rollback_s <= budget_s,
+                round(result.time_to_rollback_s, 2),
+                f"< {SUCCESS_BUDGET_S:.0f} s and <= phases' budget {budget_s:.0f} s",
+            )
+        )
+        run.mark("checklist done")
+        for c in checks:
+            record_property(f"check:{c.name}", "pass" if c.passed else f"FAIL {c.measured!r}")
+        record.lessons = {
+            "Date": time.strftime("%Y-%m-%d"),
+            "Issue": f"{fault.params.get('defect', fault.name)} -> {decision.message}",
+            "Rollback Executed": "Yes",
+            "Time to Rollback": f"{result.time_to_rollback_s:.1f} s (phases {result.label})",
+            "What Worked": "; ".join(c.name for c in checks if c.passed),
+            "What Didn't Work": "; ".join(c.line() for c in checks if not c.passed) or "nothing",
+            "Changes Made to Procedure": "; ".join(d.corrected_step for d in result.defects)
+            or "none",
+        }
+        return checks
+
+
+@contextlib.contextmanager
+def _probe_session_released(fault: FaultyRelease) -> Iterator[FaultyRelease]:
+    """The rollback replaces the faulty release: never "revert" it by redeploying it; only
+    release the fault's probe session, whatever happens."""
+    try:
+        yield fault
     finally:
-        # The rollback replaced the faulty release: never "revert" it by redeploying it; only
-        # release the fault's probe session.
         if fault.after_revert is not None:
             fault.after_revert()
-
-
-def _fault_to_verified_rollback(
-    run: DrillRun,
-    fault: FaultyRelease,
-    trigger: str,
-    phases: tuple[int, ...],
-    plan_defects: DefectLog,
-    report_dir: Path,
-    record: DrillSummary,
-    record_property: pytest.RecordProperty,
-    deferred: bool,
-) -> list[CheckResult]:
-    fault.apply()  # deploys the faulty hybrid release through the harness (guarded)
-    run.mark("fault live", fault=fault.name)
-    fault.verify_effect(timeout_s=60)
-    monitor = run.start_monitor()
-    decision: Decision = monitor.wait_for_decision(
-        lambda d: d.is_rollback() and d.trigger_id == trigger,
-        timeout_s=run.policy.scale(600) + 30,
-        what=f"a rollback decision of {trigger}",
-    )
-    run.mark(f"decision {trigger}")
-    first = next(  # the trigger's first verdict (not a "not evaluated at this scope" note)
-        d
-        for d in monitor.snapshot()
-        if d.trigger_id == trigger and (d.is_rollback() or d.kind is DecisionKind.DEFERRED)
-    )
-    if deferred:
-        # the plan's "evaluate": a verdict due at a deadline, no rollback before it
-        assert first.kind is DecisionKind.DEFERRED and first.deadline is not None, first.message
-        record_property("deferred_verdict_due_in_s", round(first.deadline - first.time, 2))
-        # the verdict of this trigger must not escalate before its deadline; another rule's
-        # rollback meanwhile (a noisy CRUD P95 on 2 shared cores) is reported, not hidden
-        before = [
-            d for d in monitor.snapshot() if d.is_rollback() and d.time < first.deadline - 1.0
-        ]
-        early = [d.message for d in before if trigger in (d.trigger_id, d.escalated_from)]
-        assert early == [], f"{trigger} escalated before its evaluate deadline: {early}"
-        record_property("other_rollback_decisions", [d.message for d in before])
-        assert decision.kind is DecisionKind.ESCALATED, decision.message
-    else:
-        assert first.is_rollback(), f"expected a rollback decision first: {first.message}"
-    record_property("trigger", trigger)
-    record_property("decision", f"{decision.kind}:{decision.action}")
-    record_property("measured_value", decision.value)
-    record_property("threshold", decision.threshold)
-    live = fault.live_at or run.source.not_before or decision.time
-    record_property("time_to_detect_s", round(decision.time - live, 2))
-
-    sink_path = report_dir / "announcements" / f"{record.nodeid.split('::')[-1]}.txt"
-    ctx = RollbackContext(
-        run.stack,
-        reason=decision.message,
-        sink=FileSink(sink_path),
-        defects=plan_defects,
-        backups=run.backups,
-        holder=f"whole drill {record.nodeid}",
-    )
-    run.mark("rollback start")
-    result = run_rollback(ctx, phases)
-    rolled_back_at = run.mark("rollback end")
-    for key, value in result.properties().items():
-        record_property(key, value)
-    if sink_path.exists():
-        record.announcement = sink_path.read_text()
-
-    # the checklist judges the stack after the rollback, under the same load: one (scaled)
-    # minute to settle, then one (scaled) minute observed -- but at least 20 s and 10 s: on 2
-    # cores the replicas phase 2 starts take 10-20 s to warm, and a P95 read over their first
-    # seconds says nothing about the rolled-back release (it read 3x baseline once at 6 s)
-    settle_s, observe_s = max(run.policy.scale(60), 20.0), max(run.policy.scale(60), 10.0)
-    if run.load is not None:
-        run.load.wait_for_writes(5, after=rolled_back_at, timeout_s=60)
-    since = rolled_back_at + settle_s
-    deadline = time.monotonic() + max(0.0, since + observe_s - time.time())
-    while time.monotonic() < deadline:  # the observation period itself is what is measured
-        time.sleep(0.5)
-    assert run.baseline is not None
-    checks = run_checklist(run.stack, run.store, run.policy, run.baseline, since=since)
-    checks.append(no_acked_write_lost(run.stack.postgres_dsn(), run.ledger))
-    checks.append(
-        CheckResult(
-            "Rollback completes in < 5 minutes",
-            result.time_to_rollback_s < SUCCESS_BUDGET_S
-            and result.time_to_rollback_s <= sequence_budget_s(phases),
-            round(result.time_to_rollback_s, 2),
-            f"< {SUCCESS_BUDGET_S:.0f} s and <= phases' budget {sequence_budget_s(phases):.0f} s",
-        )
-    )
-    run.mark("checklist done")
-    for c in checks:
-        record_property(f"check:{c.name}", "pass" if c.passed else f"FAIL {c.measured!r}")
-    record.lessons = {
-        "Date": time.strftime("%Y-%m-%d"),
-        "Issue": f"{fault.params.get('defect', fault.name)} -> {decision.message}",
-        "Rollback Executed": "Yes",
-        "Time to Rollback": f"{result.time_to_rollback_s:.1f} s (phases {result.label})",
-        "What Worked": "; ".join(c.name for c in checks if c.passed),
-        "What Didn't Work": "; ".join(c.line() for c in checks if not c.passed) or "nothing",
-        "Changes Made to Procedure": "; ".join(d.corrected_step for d in result.defects) or "none",
-    }
-    return checks
 
 
 @pytest.fixture
 def whole(drill_run, plan_defects, report_dir, drill_record, record_property):  # type: ignore[no-untyped-def]
     def go(
-        make_fault: object, trigger: str, phases: tuple[int, ...], *, deferred: bool = False
+        make_fault: Callable[[DrillRun], FaultyRelease],
+        trigger: str,
+        phases: tuple[int, ...],
+        *,
+        deferred: bool = False,
     ) -> list[CheckResult]:
         return whole_drill(
             drill_run,
@@ -237,10 +232,7 @@ def test_slow_streaming_evaluate_then_roll_back_config_only(whole) -> None:  # t
     escalates -> phases 1->2 (the defect is in the ASGI code)."""
 
     def make(run: DrillRun) -> FaultyRelease:
-        base = settled_baseline(run, "streaming")
-        hist = baseline_histogram(run, "streaming")  # a 2.5x aim: far from the 1.5x threshold
-        delay_ms = releases.p95_delay_ms(2.5 * base, hist)
-        return releases.slow_stream(run.stack, delay_ms, share=0.10, deploy=run.deploy)
+        return slow_release(run, "streaming", 2.5).fault  # far from the 1.5x threshold
 
     checks = whole(make, "performance_degradation", (1, 2), deferred=True)
     require(*checks)
