@@ -28,7 +28,7 @@ from rollback_drill.client import AppClient
 from rollback_drill.metrics import Scope, ScopeKind
 from rollback_drill.monitor import ERROR_OUTCOMES
 from rollback_drill.policy import Policy
-from rollback_drill.records import RecordStore
+from rollback_drill.records import RecordStore, quantile_interval
 from rollback_drill.stack import Stack
 
 
@@ -37,6 +37,7 @@ class ChecklistLimits:
     max_error_rate: float = 0.01  # "Error rate < 1%"
     p95_rule: str = "performance_degradation"  # "P95 latency back to baseline": not degraded
     p95_category: str = "crud"
+    min_p95_requests: int = 100  # below this a P95's interval spans the tail: no evidence
     log_error_pattern: str = r"(Traceback|\bERROR\b|\[error\]|\[crit\]|\[emerg\])"
     min_requests: int = 20  # under this the error-rate item has no evidence and fails
 
@@ -159,25 +160,52 @@ def p95_back_to_baseline(
     baseline: Baseline,
     since: float,
     until: float | None = None,
+    *,
+    baseline_window: tuple[float, float] | None = None,
 ) -> CheckResult:
+    """CRUD P95 since the rollback against the policy's degradation threshold (1.5x baseline).
+
+    Both P95s are samples: over 10-20 s of the default load (~250-500 CRUD requests) a healthy
+    stack's P95 moves by a third between windows. The check fails when the data show the P95 is
+    above the limit -- the lower end of the post-rollback P95's 90 % interval above the factor
+    times the upper end of the baseline's (``quantile_interval``) -- and reports the points and
+    both intervals. Without the baseline's window (``baseline_window``) the baseline's value is
+    taken as exact. Fewer than ``CHECKLIST.min_p95_requests`` requests is no evidence: a fail.
+    """
     until = until or time.time()
     cat = CHECKLIST.p95_category
     rule = policy.rule(CHECKLIST.p95_rule)
     factor = rule.condition.threshold
     assert factor is not None and rule.condition.baseline is not None
     base = baseline.get(rule.condition.baseline, Scope(ScopeKind.CATEGORY, cat))
-    st = records.window(cat, since, until)
-    if base is None or base.value is None or st.p95_s is None:
+    name = "P95 latency back to baseline"
+    hist = records.histogram(cat, since, until)
+    count = int(sum(n for _, n in hist))
+    if base is None or base.value is None or count < CHECKLIST.min_p95_requests:
         return CheckResult(
-            "P95 latency back to baseline", False, st.p95_s, "a baseline and traffic", "no evidence"
+            name,
+            False,
+            None,
+            f"a baseline and >= {CHECKLIST.min_p95_requests} {cat} requests",
+            f"{count} {cat} requests, baseline {base.value if base else None}",
         )
-    limit = base.value * factor
+    p95 = records.window(cat, since, until).p95_s  # the monitor's own reading
+    assert p95 is not None
+    low, high = quantile_interval(hist, 0.95)
+    base_low = base_high = base.value
+    if baseline_window is not None:
+        base_hist = records.histogram(cat, *baseline_window)
+        if sum(n for _, n in base_hist) >= CHECKLIST.min_p95_requests:
+            base_low, base_high = quantile_interval(base_hist, 0.95)
+    limit = factor * base_high
     return CheckResult(
-        "P95 latency back to baseline",
-        st.p95_s <= limit,
-        round(st.p95_s, 4),
+        name,
+        low <= limit,
+        round(p95, 4),
         f"<= {factor}x baseline {base.value:.4f} s ({CHECKLIST.p95_rule} threshold)",
-        f"{st.count} {cat} requests",
+        f"{count} {cat} requests; 90 % intervals: P95 {low:.4f}-{high:.4f} s, baseline "
+        f"{base_low:.4f}-{base_high:.4f} s; fails when {low:.4f} > {factor} x {base_high:.4f}",
+        data={"p95_interval_s": [low, high], "baseline_interval_s": [base_low, base_high]},
     )
 
 
@@ -198,7 +226,13 @@ def no_error_spikes_in_logs(stack: Stack, since: float) -> CheckResult:
 
 
 def run_checklist(
-    stack: Stack, records: RecordStore, policy: Policy, baseline: Baseline, since: float
+    stack: Stack,
+    records: RecordStore,
+    policy: Policy,
+    baseline: Baseline,
+    since: float,
+    *,
+    baseline_window: tuple[float, float] | None = None,
 ) -> list[CheckResult]:
     """Every checklist item, in the plan's order; each item runs even when another failed."""
     results: list[CheckResult] = []
@@ -212,7 +246,12 @@ def run_checklist(
             ("login", lambda: user_login(stack, client)),
             ("api", lambda: api_expected_data(client)),
             ("error_rate", lambda: error_rate(records, since)),
-            ("p95", lambda: p95_back_to_baseline(records, policy, baseline, since)),
+            (
+                "p95",
+                lambda: p95_back_to_baseline(
+                    records, policy, baseline, since, baseline_window=baseline_window
+                ),
+            ),
             ("logs", lambda: no_error_spikes_in_logs(stack, since)),
         ]
         for key, item in items:
@@ -224,7 +263,11 @@ def run_checklist(
                         key, False, f"{type(exc).__name__}: {exc}", "the check to run"
                     )
                 step.data.update(
-                    check=result.name, passed=result.passed, measured=str(result.measured)
+                    check=result.name,
+                    passed=result.passed,
+                    measured=str(result.measured),
+                    expected=result.expected,
+                    detail=result.detail,
                 )
             results.append(result)
     return results

@@ -327,10 +327,7 @@ def settled_baseline(
 
 def baseline_histogram(run: DrillRun, category: str) -> list[tuple[float, int]]:
     """The category's latencies over the baseline window just captured (pre-hybrid)."""
-    spec = run.policy.baseline("p95_pre_hybrid")
-    hist = run.store.histogram(
-        category, run.baseline_at - run.policy.scale(spec.window_s), run.baseline_at
-    )
+    hist = run.store.histogram(category, *run.baseline_window())
     assert hist, f"no {category} traffic in the baseline window"
     return hist
 

@@ -60,9 +60,7 @@ def lock_refuses_deployments(stack: Stack) -> CheckResult:
 @pytest.mark.parametrize(
     "phases",
     [
-        pytest.param(
-            (1, 2), marks=[pytest.mark.quick, pytest.mark.full, pytest.mark.nightly], id="1-2"
-        ),
+        pytest.param((1, 2), marks=[pytest.mark.full, pytest.mark.nightly], id="1-2"),
         pytest.param((1, 3), marks=[pytest.mark.full, pytest.mark.nightly], id="1-3"),
         pytest.param((1, 3, 4), marks=[pytest.mark.full, pytest.mark.nightly], id="1-3-4"),
         pytest.param((1, 4, 3), marks=[pytest.mark.nightly], id="1-4-3"),

@@ -54,7 +54,6 @@ RecordProperty = Callable[[str, object], None]
 # ---- critical ------------------------------------------------------------------------------
 
 
-@pytest.mark.quick
 def test_error_rate(drill_run: DrillRun, record_property: RecordProperty) -> None:
     """A release whose new CRUD code fails 20 % of requests: error rate > 10 % on crud."""
     run, share = drill_run, 0.20
@@ -91,7 +90,6 @@ def test_service_unavailable(drill_run: DrillRun, record_property: RecordPropert
         )
 
 
-@pytest.mark.quick
 def test_service_unavailable_nginx_stopped(
     drill_run: DrillRun, record_property: RecordProperty
 ) -> None:

@@ -196,6 +196,13 @@ class DrillRun:
         self.mark("baseline captured")
         return self.baseline
 
+    def baseline_window(self, baseline_id: str = "p95_pre_hybrid") -> tuple[float, float]:
+        """The (time-scaled) window a baseline value was read over: it ends at ``baseline_at``."""
+        if self.baseline is None:
+            raise RuntimeError("no baseline captured yet")
+        span = self.policy.scale(self.policy.baseline(baseline_id).window_s)
+        return self.baseline_at - span, self.baseline_at
+
     def start_monitor(self) -> Monitor:
         """Start judging the stack as it is now: windows start here (see ``LiveSource``)."""
         if self.baseline is None:
