@@ -43,7 +43,8 @@ class Baseline:
         values = []
         for baseline_id, scope in needed(policy):
             spec = policy.baseline(baseline_id)
-            reading = source.read(spec.metric, scope, policy.scale(spec.window_s), now)
+            window_s = policy.baseline_window_s(baseline_id)
+            reading = source.read(spec.metric, scope, window_s, now)
             value = reading.value if reading.has_value else None
             problem = _problem(value)
             if problem is None and reading.samples < spec.min_samples:

@@ -174,7 +174,7 @@ class DrillRun:
     # ---- drill steps ---------------------------------------------------------------------
     def capture_baseline(self, timeout_s: float = 120.0) -> Baseline:
         """Wait until the baseline windows hold enough traffic, then capture the baseline."""
-        longest = max(self.policy.scale(b.window_s) for b in self.policy.baselines)
+        longest = self.policy.longest_baseline_window_s()
         started = time.time()
         wait_until(
             lambda: (
@@ -200,7 +200,7 @@ class DrillRun:
         """The (time-scaled) window a baseline value was read over: it ends at ``baseline_at``."""
         if self.baseline is None:
             raise RuntimeError("no baseline captured yet")
-        span = self.policy.scale(self.policy.baseline(baseline_id).window_s)
+        span = self.policy.baseline_window_s(baseline_id)
         return self.baseline_at - span, self.baseline_at
 
     def start_monitor(self) -> Monitor:

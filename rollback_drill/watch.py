@@ -104,7 +104,7 @@ def watch(args: argparse.Namespace, console: Console | None = None) -> int:
         load = BackgroundLoad(config, store=store)
         stack.callback(load.stop)
         load.start()
-        longest = max(policy.scale(b.window_s) for b in policy.baselines)
+        longest = policy.longest_baseline_window_s()
         console.print(f"capturing the baseline over {longest:.0f} s of traffic...")
         started = time.time()
         wait_until(

@@ -582,3 +582,19 @@ def test_a_copy_of_the_default_loads_and_scopes_expand(tmp_path: Path) -> None:
         Scope.service("backend-wsgi"),
         Scope.service("backend-asgi"),
     )
+
+
+@pytest.mark.parametrize(("scale", "expected"), [(1, 120.0), (4, 30.0), (10, 24.0), (100, 24.0)])
+def test_baseline_windows_are_scaled_down_to_a_floor(scale: float, expected: float) -> None:
+    """A time scale compresses a baseline's window only down to 24 s: a reference sample."""
+    policy = load_policy().scaled(scale)
+    assert policy.baseline_window_s("p95_pre_hybrid") == expected
+    assert policy.longest_baseline_window_s() == expected
+
+
+def test_a_baseline_window_shorter_than_the_floor_is_kept() -> None:
+    policy = load_policy()
+    short = policy.model_copy(
+        update={"baselines": [b.model_copy(update={"window_s": 10}) for b in policy.baselines]}
+    ).scaled(10)
+    assert short.baseline_window_s("p95_pre_hybrid") == 10.0
