@@ -28,7 +28,7 @@ from rollback_drill.client import AppClient
 from rollback_drill.metrics import Scope, ScopeKind
 from rollback_drill.monitor import ERROR_OUTCOMES
 from rollback_drill.policy import Policy
-from rollback_drill.records import RecordStore, quantile_interval
+from rollback_drill.records import RecordStore
 from rollback_drill.stack import Stack
 
 
@@ -168,9 +168,10 @@ def p95_back_to_baseline(
     Both P95s are samples: over 10-20 s of the default load (~250-500 CRUD requests) a healthy
     stack's P95 moves by a third between windows. The check fails when the data show the P95 is
     above the limit -- the lower end of the post-rollback P95's 90 % interval above the factor
-    times the upper end of the baseline's (``quantile_interval``) -- and reports the points and
-    both intervals. Without the baseline's window (``baseline_window``) the baseline's value is
-    taken as exact. Fewer than ``CHECKLIST.min_p95_requests`` requests is no evidence: a fail.
+    times the upper end of the baseline's (``WindowStats.p95_low_s`` / ``p95_high_s``, as the
+    monitor judges its P95 rules) -- and reports the points and both intervals. Without the
+    baseline's window (``baseline_window``) the baseline's value is taken as exact. Fewer
+    than ``CHECKLIST.min_p95_requests`` requests is no evidence: a fail.
     """
     until = until or time.time()
     cat = CHECKLIST.p95_category
@@ -179,31 +180,28 @@ def p95_back_to_baseline(
     assert factor is not None and rule.condition.baseline is not None
     base = baseline.get(rule.condition.baseline, Scope(ScopeKind.CATEGORY, cat))
     name = "P95 latency back to baseline"
-    hist = records.histogram(cat, since, until)
-    count = int(sum(n for _, n in hist))
-    if base is None or base.value is None or count < CHECKLIST.min_p95_requests:
+    st = records.window(cat, since, until)  # the monitor's own reading and its interval
+    if base is None or base.value is None or st.count < CHECKLIST.min_p95_requests:
         return CheckResult(
             name,
             False,
             None,
             f"a baseline and >= {CHECKLIST.min_p95_requests} {cat} requests",
-            f"{count} {cat} requests, baseline {base.value if base else None}",
+            f"{st.count} {cat} requests, baseline {base.value if base else None}",
         )
-    p95 = records.window(cat, since, until).p95_s  # the monitor's own reading
-    assert p95 is not None
-    low, high = quantile_interval(hist, 0.95)
+    assert st.p95_s is not None and st.p95_low_s is not None and st.p95_high_s is not None
     base_low = base_high = base.value
     if baseline_window is not None:
-        base_hist = records.histogram(cat, *baseline_window)
-        if sum(n for _, n in base_hist) >= CHECKLIST.min_p95_requests:
-            base_low, base_high = quantile_interval(base_hist, 0.95)
-    limit = factor * base_high
+        bst = records.window(cat, *baseline_window)
+        if bst.count >= CHECKLIST.min_p95_requests and bst.p95_low_s and bst.p95_high_s:
+            base_low, base_high = bst.p95_low_s, bst.p95_high_s
+    low, high = st.p95_low_s, st.p95_high_s
     return CheckResult(
         name,
-        low <= limit,
-        round(p95, 4),
+        low <= factor * base_high,
+        round(st.p95_s, 4),
         f"<= {factor}x baseline {base.value:.4f} s ({CHECKLIST.p95_rule} threshold)",
-        f"{count} {cat} requests; 90 % intervals: P95 {low:.4f}-{high:.4f} s, baseline "
+        f"{st.count} {cat} requests; 90 % intervals: P95 {low:.4f}-{high:.4f} s, baseline "
         f"{base_low:.4f}-{base_high:.4f} s; fails when {low:.4f} > {factor} x {base_high:.4f}",
         data={"p95_interval_s": [low, high], "baseline_interval_s": [base_low, base_high]},
     )

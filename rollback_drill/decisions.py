@@ -21,10 +21,16 @@ __all__ = ["Decision", "DecisionKind", "Reading", "ReadingSource"]
 
 @dataclass(frozen=True)
 class Reading:
-    """A metric over a window: ``value`` None (or NaN) means no data."""
+    """A metric over a window: ``value`` None (or NaN) means no data.
+
+    ``low`` and ``high``, when given, bound a sampled statistic's true value (a percentile's
+    90 % interval, see ``records.WindowStats``); the evaluator judges the end of that
+    interval that is better for the stack. None: the value is taken as exact."""
 
     value: float | None
     samples: int
+    low: float | None = None
+    high: float | None = None
 
     @property
     def has_value(self) -> bool:

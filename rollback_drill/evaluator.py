@@ -17,6 +17,10 @@ the decisions that this tick makes. Semantics (the policy file's header says the
   tick says so with one ``monitor`` decision;
 - new episodes start only within the observation window after ``deployed_at``.
 Values are compared exactly: at a ``gt`` threshold nothing fires.
+- a reading of a sampled percentile carries its 90 % interval; its condition holds only when
+  the interval's better end does (the lower end where higher is worse): a P95 over 120 auth
+  requests moves by a third between windows of a healthy stack, and a rule must not fire on
+  that. Decisions still report the point value (and the interval in their message).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from enum import StrEnum
 from rollback_drill._policy_model import Action, Comparison, Interval, Policy, Rule
 from rollback_drill.baseline import Baseline
 from rollback_drill.decisions import Decision, DecisionKind, Reading, ReadingSource
-from rollback_drill.metrics import Metric, Scope, format_value
+from rollback_drill.metrics import Metric, Scope, Worse, format_value
 
 __all__ = ["Evaluator", "RuleStatus"]
 
@@ -198,6 +202,9 @@ class Evaluator:
         s.reading = reading
         known = reading.has_value and reading.samples >= s.rule.min_samples
         value = reading.value if known and reading.value is not None else 0.0
+        bound = reading.low if s.rule.worse is Worse.HIGHER else reading.high
+        if known and bound is not None:
+            value = bound  # a sampled percentile: judged by its interval's better end
         interval = s.interval
         raw = known and value in interval
         holds = raw or (known and interval.beyond(value, s.rule.worse))
@@ -250,7 +257,8 @@ class Evaluator:
         else:
             message = (
                 f"{rule.id} at {s.scope}: {format_value(rule.metric, r.value)} "
-                f"(condition {_condition(s)}, {window:g} s window, {r.samples} samples)"
+                f"(condition {_condition(s)}, {window:g} s window, {r.samples} samples"
+                f"{_interval_text(rule.metric, r)})"
                 f" -> {what} [{rule.severity}]"
             )
         band = None
@@ -300,3 +308,9 @@ def _condition(s: _State) -> str:
         factors = "-".join(f"{f:g}x" for f in c.bounds())
         text += f", {factors} baseline {format_value(metric, s.base)}"
     return text
+
+
+def _interval_text(metric: Metric, r: Reading) -> str:
+    if r.low is None or r.high is None:
+        return ""
+    return f", 90 % interval {format_value(metric, r.low)}-{format_value(metric, r.high)}"

@@ -83,7 +83,11 @@ class LiveSource:
             if not st.count:
                 return NO_DATA
             value = _RECORD_METRICS[m](st)
-            return NO_DATA if value is None else Reading(value, st.count)
+            if value is None:
+                return NO_DATA
+            if m is Metric.P95_LATENCY:
+                return Reading(value, st.count, st.p95_low_s, st.p95_high_s)
+            return Reading(value, st.count)
         mono_start, mono_end = self.clock.from_wall(start), self.clock.from_wall(now)
         if m is Metric.INTEGRITY_VIOLATIONS:
             return self.integrity.reading(start, now)

@@ -117,6 +117,8 @@ class WindowStats:
     p95_s: float | None = None
     p99_s: float | None = None
     max_s: float | None = None
+    p95_low_s: float | None = None  # the P95's 90 % interval (see _stats)
+    p95_high_s: float | None = None
 
     def share(self, *outcomes: Outcome) -> float:
         if not self.count:
@@ -145,6 +147,7 @@ class WindowStats:
 _HDR: Final = HdrHistogram(1, 3_600_000_000, 3)
 _HDR_MAX_US: Final = 3_600_000_000
 _PERCENTILES: Final = (50.0, 95.0, 99.0)
+_Z90: Final = NormalDist().inv_cdf(0.95)  # two-sided 90 %
 
 
 class _Bucket:
@@ -169,10 +172,14 @@ class _Bucket:
         self.max_us = max(self.max_us, other.max_us)
 
 
-def _percentiles(hist: Mapping[int, int], total: int) -> dict[float, int]:
-    """HdrHistogram's ``get_value_at_percentile`` over sparse counts (values in us)."""
+def _percentiles(
+    hist: Mapping[int, int], total: int, extra: tuple[float, ...] = ()
+) -> dict[float, int]:
+    """HdrHistogram's ``get_value_at_percentile`` over sparse counts (values in us), for
+    :data:`_PERCENTILES` and the ``extra`` percentiles."""
     result: dict[float, int] = {}
-    targets = [(p, max(int(p * total / 100 + 0.5), 1)) for p in _PERCENTILES]
+    wanted = sorted({*_PERCENTILES, *extra})
+    targets = [(p, max(int(p * total / 100 + 0.5), 1)) for p in wanted]
     running = 0
     t = 0
     for index in sorted(hist):
@@ -202,24 +209,6 @@ def weighted_quantile(weighted: Histogram, q: float) -> float:
         if running >= q * total * (1 - 1e-12):
             return value
     return ordered[-1][0]
-
-
-def quantile_interval(hist: Histogram, q: float, confidence: float = 0.90) -> tuple[float, float]:
-    """Distribution-free confidence interval of the ``q`` quantile of the population the
-    sample ``hist`` was drawn from: the order statistics at ranks n*q -/+ z*sqrt(n*q*(1-q)) (the
-    number of samples below the true quantile is binomial; its normal approximation is good
-    from about 100 samples). A P95 read over 250 requests can move by a third between two
-    windows of a healthy stack; comparing two such readings needs their intervals, not their
-    points. Written here because it is ten lines over the histogram the store already keeps."""
-    n = sum(w for _, w in hist)
-    if n <= 0:
-        raise ValueError("empty distribution")
-    z = NormalDist().inv_cdf(0.5 + confidence / 2)
-    half = z * math.sqrt(q * (1 - q) / n)
-    return (
-        weighted_quantile(hist, max(q - half, 0.0)),
-        weighted_quantile(hist, min(q + half, 1.0)),
-    )
 
 
 def _merge_range(into: _Bucket, buckets: dict[int, _Bucket], lo: int, hi: int, step: int) -> None:
@@ -376,7 +365,12 @@ class RecordStore:
     def _stats(category: str | None, start: float, end: float, bucket: _Bucket) -> WindowStats:
         if not bucket.count:
             return WindowStats(category, start, end, 0)
-        values = _percentiles(bucket.hist, bucket.count)
+        # The P95's 90 % interval, distribution-free: the order statistics at ranks
+        # n*q -/+ z*sqrt(n*q*(1-q)) (the count below the true quantile is binomial; normal
+        # approximation, good from ~100 samples). A few lines over the histogram kept here.
+        half = _Z90 * math.sqrt(0.95 * 0.05 / bucket.count) * 100
+        p95_low, p95_high = max(95.0 - half, 0.0), min(95.0 + half, 100.0)
+        values = _percentiles(bucket.hist, bucket.count, (p95_low, p95_high))
         return WindowStats(
             category=category,
             start=start,
@@ -389,4 +383,6 @@ class RecordStore:
             p95_s=values[95.0] / 1e6,
             p99_s=values[99.0] / 1e6,
             max_s=_HDR.get_highest_equivalent_value(bucket.max_us) / 1e6,
+            p95_low_s=values[p95_low] / 1e6,
+            p95_high_s=values[p95_high] / 1e6,
         )

@@ -1,8 +1,9 @@
-"""The checklist's "P95 latency back to baseline" and the quantile interval behind it (no
-Docker: synthetic records in a RecordStore)."""
+"""The checklist's "P95 latency back to baseline" and the P95 interval behind it (no Docker:
+synthetic records in a RecordStore)."""
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -11,43 +12,47 @@ from checks.checklist import CHECKLIST, p95_back_to_baseline
 from rollback_drill.baseline import Baseline
 from rollback_drill.metrics import Scope, ScopeKind
 from rollback_drill.policy import load_policy
-from rollback_drill.records import (
-    Outcome,
-    RecordStore,
-    RequestRecord,
-    quantile_interval,
-    weighted_quantile,
-)
+from rollback_drill.records import Outcome, RecordStore, RequestRecord
 
 T0 = 1_700_000_000.0
 CRUD = Scope(ScopeKind.CATEGORY, "crud")
 
 
-def test_interval_brackets_the_quantile_and_narrows_with_samples() -> None:
-    uniform = [(ms / 1000, 1) for ms in range(1, 1001)]
-    low, high = quantile_interval(uniform, 0.95)
+def _uniform(store: RecordStore, copies: int) -> None:
+    """Latencies 1..1000 ms, ``copies`` of each, all completing in one second."""
+    for ms in range(1, 1001):
+        for _ in range(copies):
+            lat = ms / 1000
+            store.append(RequestRecord("crud", T0 - lat, T0 - lat, T0 + 0.5, lat, Outcome.OK, 200))
+
+
+def test_p95_interval_brackets_the_p95_and_narrows_with_samples() -> None:
+    store, more = RecordStore(), RecordStore()
+    _uniform(store, 1)
+    _uniform(more, 10)
+    st, st10 = store.window("crud", T0, T0 + 1), more.window("crud", T0, T0 + 1)
     # n = 1000: ranks 950 -/+ 1.645 * sqrt(1000 * 0.95 * 0.05) = 950 -/+ 11.3
-    assert (low, high) == (pytest.approx(0.939), pytest.approx(0.962))
-    assert low < weighted_quantile(uniform, 0.95) < high
-    tenfold = [(v, 10) for v, _ in uniform]
-    low10, high10 = quantile_interval(tenfold, 0.95)
-    assert low < low10 < high10 < high
+    assert (st.p95_low_s, st.p95_high_s) == (
+        pytest.approx(0.939, abs=0.0015),
+        pytest.approx(0.962, abs=0.0015),
+    )
+    assert st.p95_low_s < st.p95_s < st.p95_high_s
+    assert st.p95_low_s < st10.p95_low_s < st10.p95_high_s < st.p95_high_s
 
 
-def test_interval_of_an_empty_sample_is_an_error() -> None:
-    with pytest.raises(ValueError, match="empty"):
-        quantile_interval([], 0.95)
-
-
-def test_interval_covers_the_true_quantile_about_as_often_as_it_says() -> None:
-    """Coverage over 400 samples of 250 draws from an exponential: ~90 %."""
+def test_p95_interval_covers_the_true_p95_about_as_often_as_it_says() -> None:
+    """Coverage over 400 samples of 250 draws from an exponential (mean 10 ms): ~90 %."""
     rng = random.Random(7)
-    true_p95 = -0.01 * __import__("math").log(0.05)  # exponential, mean 10 ms
+    true_p95 = -0.01 * math.log(0.05)
     covered = 0
-    for _ in range(400):
-        sample = [(round(rng.expovariate(100.0), 5), 1) for _ in range(250)]
-        low, high = quantile_interval(sample, 0.95)
-        covered += low <= true_p95 <= high
+    for i in range(400):
+        store = RecordStore()
+        for _ in range(250):
+            lat = rng.expovariate(100.0)
+            store.append(RequestRecord("crud", T0, T0, T0 + 0.5, lat, Outcome.OK, 200))
+        st = store.window("crud", T0, T0 + 1)
+        assert st.p95_low_s is not None and st.p95_high_s is not None, i
+        covered += st.p95_low_s <= true_p95 <= st.p95_high_s
     assert 0.84 <= covered / 400 <= 0.96
 
 

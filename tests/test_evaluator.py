@@ -504,3 +504,48 @@ def test_ticks_must_not_go_back_in_time(policy: Policy) -> None:
     ev.tick(10.0, FakeSource())
     with pytest.raises(ValueError, match="before the previous tick"):
         ev.tick(9.0, FakeSource())
+
+
+@dataclass
+class IntervalSource(FakeSource):
+    """A P95 reading at CRUD with a 90 % interval."""
+
+    interval: tuple[float, float] | None = None
+
+    def read(self, metric: str, scope: Scope, window_s: float, now: float) -> Reading:
+        r = super().read(metric, scope, window_s, now)
+        if metric == Metric.P95_LATENCY and scope == CRUD and self.interval is not None:
+            return Reading(r.value, r.samples, *self.interval)
+        return r
+
+
+@pytest.mark.parametrize(
+    ("low", "fires"),
+    [(1.4 * P95_BASE, False), (1.5 * P95_BASE, False), (1.51 * P95_BASE, True)],
+)
+def test_a_sampled_p95_is_judged_by_the_lower_end_of_its_interval(
+    policy: Policy, low: float, fires: bool
+) -> None:
+    """1.7x baseline as a point, but the interval's lower end decides the 1.5x rule."""
+    source = IntervalSource(interval=(low, 2.1 * P95_BASE))
+    source.set(Metric.P95_LATENCY, CRUD, 1.7 * P95_BASE)
+    ev = Evaluator(policy, _baseline(policy), deployed_at=0.0)
+    decided = _of(_run(ev, source, range(0, 30)), "performance_degradation")
+    assert [d.kind for d in decided] == ([DecisionKind.DEFERRED] if fires else [])
+    if fires:
+        assert decided[0].value == pytest.approx(1.7 * P95_BASE)  # the point is reported
+        assert "90 % interval 181.2 ms-252 ms" in decided[0].message
+    assert _of(_run(ev, source, range(30, 40)), "wsgi_p95_latency") == []  # 2x: not shown
+
+
+def test_a_deferred_p95_verdict_clears_when_its_interval_reaches_below(policy: Policy) -> None:
+    source = IntervalSource(interval=(1.6 * P95_BASE, 1.9 * P95_BASE))
+    source.set(Metric.P95_LATENCY, CRUD, 1.7 * P95_BASE)
+    ev = Evaluator(policy, _baseline(policy), deployed_at=0.0)
+    assert [d.kind for d in _of(ev.tick(0.0, source), "performance_degradation")] == [
+        DecisionKind.DEFERRED
+    ]
+    source.interval = (1.45 * P95_BASE, 1.9 * P95_BASE)  # the point stays at 1.7x
+    assert [d.kind for d in _of(ev.tick(1.0, source), "performance_degradation")] == [
+        DecisionKind.CLEARED
+    ]
