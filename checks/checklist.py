@@ -167,7 +167,7 @@ def p95_back_to_baseline(
 
     Both P95s are samples: over 10-20 s of the default load (~250-500 CRUD requests) a healthy
     stack's P95 moves by a third between windows. The check fails when the data show the P95 is
-    above the limit -- the lower end of the post-rollback P95's 90 % interval above the factor
+    above the limit -- the lower end of the post-rollback P95's 80 % interval above the factor
     times the upper end of the baseline's (``WindowStats.p95_low_s`` / ``p95_high_s``, as the
     monitor judges its P95 rules) -- and reports the points and both intervals. Without the
     baseline's window (``baseline_window``) the baseline's value is taken as exact. Fewer
@@ -201,7 +201,7 @@ def p95_back_to_baseline(
         low <= factor * base_high,
         round(st.p95_s, 4),
         f"<= {factor}x baseline {base.value:.4f} s ({CHECKLIST.p95_rule} threshold)",
-        f"{st.count} {cat} requests; 90 % intervals: P95 {low:.4f}-{high:.4f} s, baseline "
+        f"{st.count} {cat} requests; 80 % intervals: P95 {low:.4f}-{high:.4f} s, baseline "
         f"{base_low:.4f}-{base_high:.4f} s; fails when {low:.4f} > {factor} x {base_high:.4f}",
         data={"p95_interval_s": [low, high], "baseline_interval_s": [base_low, base_high]},
     )

@@ -19,7 +19,7 @@ defect still holds -- only then do the phases run.
 ``quick`` holds the two config-only drills (crash-looping ASGI -> 1->2; dropped WebSockets ->
 evaluate -> escalated -> 1->2). Their checklist's "P95 latency back to baseline" compares 10 s
 of CRUD traffic after the rollback (~250 requests) with the 24 s baseline (~580): both P95s are
-samples, so the check compares their 90 % intervals (``checks.checklist``) -- comparing the
+samples, so the check compares their 80 % intervals (``checks.checklist``) -- comparing the
 points failed a healthy rollback every other run on 2 cores (25 ms vs 1.5 x 15.2 ms).
 """
 

@@ -24,7 +24,7 @@ class Reading:
     """A metric over a window: ``value`` None (or NaN) means no data.
 
     ``low`` and ``high``, when given, bound a sampled statistic's true value (a percentile's
-    90 % interval, see ``records.WindowStats``); the evaluator judges the end of that
+    80 % interval, see ``records.WindowStats``); the evaluator judges the end of that
     interval that is better for the stack. None: the value is taken as exact."""
 
     value: float | None

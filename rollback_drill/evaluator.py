@@ -17,7 +17,7 @@ the decisions that this tick makes. Semantics (the policy file's header says the
   tick says so with one ``monitor`` decision;
 - new episodes start only within the observation window after ``deployed_at``.
 Values are compared exactly: at a ``gt`` threshold nothing fires.
-- a reading of a sampled percentile carries its 90 % interval; its condition holds only when
+- a reading of a sampled percentile carries its 80 % interval; its condition holds only when
   the interval's better end does (the lower end where higher is worse): a P95 over 120 auth
   requests moves by a third between windows of a healthy stack, and a rule must not fire on
   that. Decisions still report the point value (and the interval in their message).
@@ -313,4 +313,4 @@ def _condition(s: _State) -> str:
 def _interval_text(metric: Metric, r: Reading) -> str:
     if r.low is None or r.high is None:
         return ""
-    return f", 90 % interval {format_value(metric, r.low)}-{format_value(metric, r.high)}"
+    return f", 80 % interval {format_value(metric, r.low)}-{format_value(metric, r.high)}"

@@ -117,7 +117,7 @@ class WindowStats:
     p95_s: float | None = None
     p99_s: float | None = None
     max_s: float | None = None
-    p95_low_s: float | None = None  # the P95's 90 % interval (see _stats)
+    p95_low_s: float | None = None  # the P95's 80 % interval (see _stats)
     p95_high_s: float | None = None
 
     def share(self, *outcomes: Outcome) -> float:
@@ -147,7 +147,7 @@ class WindowStats:
 _HDR: Final = HdrHistogram(1, 3_600_000_000, 3)
 _HDR_MAX_US: Final = 3_600_000_000
 _PERCENTILES: Final = (50.0, 95.0, 99.0)
-_Z90: Final = NormalDist().inv_cdf(0.95)  # two-sided 90 %
+_Z80: Final = NormalDist().inv_cdf(0.90)  # two-sided 80 %: each end a one-sided 90 % bound
 
 
 class _Bucket:
@@ -365,10 +365,10 @@ class RecordStore:
     def _stats(category: str | None, start: float, end: float, bucket: _Bucket) -> WindowStats:
         if not bucket.count:
             return WindowStats(category, start, end, 0)
-        # The P95's 90 % interval, distribution-free: the order statistics at ranks
+        # The P95's 80 % interval, distribution-free: the order statistics at ranks
         # n*q -/+ z*sqrt(n*q*(1-q)) (the count below the true quantile is binomial; normal
         # approximation, good from ~100 samples). A few lines over the histogram kept here.
-        half = _Z90 * math.sqrt(0.95 * 0.05 / bucket.count) * 100
+        half = _Z80 * math.sqrt(0.95 * 0.05 / bucket.count) * 100
         p95_low, p95_high = max(95.0 - half, 0.0), min(95.0 + half, 100.0)
         values = _percentiles(bucket.hist, bucket.count, (p95_low, p95_high))
         return WindowStats(

@@ -31,17 +31,17 @@ def test_p95_interval_brackets_the_p95_and_narrows_with_samples() -> None:
     _uniform(store, 1)
     _uniform(more, 10)
     st, st10 = store.window("crud", T0, T0 + 1), more.window("crud", T0, T0 + 1)
-    # n = 1000: ranks 950 -/+ 1.645 * sqrt(1000 * 0.95 * 0.05) = 950 -/+ 11.3
+    # n = 1000: ranks 950 -/+ 1.2816 * sqrt(1000 * 0.95 * 0.05) = 950 -/+ 8.8
     assert (st.p95_low_s, st.p95_high_s) == (
-        pytest.approx(0.939, abs=0.0015),
-        pytest.approx(0.962, abs=0.0015),
+        pytest.approx(0.941, abs=0.0015),
+        pytest.approx(0.959, abs=0.0015),
     )
     assert st.p95_low_s < st.p95_s < st.p95_high_s
     assert st.p95_low_s < st10.p95_low_s < st10.p95_high_s < st.p95_high_s
 
 
 def test_p95_interval_covers_the_true_p95_about_as_often_as_it_says() -> None:
-    """Coverage over 400 samples of 250 draws from an exponential (mean 10 ms): ~90 %."""
+    """Coverage over 400 samples of 250 draws from an exponential (mean 10 ms): ~80 %."""
     rng = random.Random(7)
     true_p95 = -0.01 * math.log(0.05)
     covered = 0
@@ -53,7 +53,7 @@ def test_p95_interval_covers_the_true_p95_about_as_often_as_it_says() -> None:
         st = store.window("crud", T0, T0 + 1)
         assert st.p95_low_s is not None and st.p95_high_s is not None, i
         covered += st.p95_low_s <= true_p95 <= st.p95_high_s
-    assert 0.84 <= covered / 400 <= 0.96
+    assert 0.74 <= covered / 400 <= 0.86
 
 
 def _store(spans: list[tuple[float, float, float]], seed: int = 3) -> RecordStore:
@@ -93,7 +93,7 @@ def test_a_stack_as_fast_as_its_baseline_passes(window: bool) -> None:
     store = _store([(T0, T0 + 12, 0.006), (T0 + 100, T0 + 110, 0.006)])
     result = _check(store, _p95(store, T0, T0 + 12), (T0 + 100, T0 + 110), window)
     assert result.passed, result.line()
-    assert "90 % intervals" in result.detail
+    assert "80 % intervals" in result.detail
 
 
 @pytest.mark.parametrize("window", [True, False])

@@ -508,7 +508,7 @@ def test_ticks_must_not_go_back_in_time(policy: Policy) -> None:
 
 @dataclass
 class IntervalSource(FakeSource):
-    """A P95 reading at CRUD with a 90 % interval."""
+    """A P95 reading at CRUD with a 80 % interval."""
 
     interval: tuple[float, float] | None = None
 
@@ -534,7 +534,7 @@ def test_a_sampled_p95_is_judged_by_the_lower_end_of_its_interval(
     assert [d.kind for d in decided] == ([DecisionKind.DEFERRED] if fires else [])
     if fires:
         assert decided[0].value == pytest.approx(1.7 * P95_BASE)  # the point is reported
-        assert "90 % interval 181.2 ms-252 ms" in decided[0].message
+        assert "80 % interval 181.2 ms-252 ms" in decided[0].message
     assert _of(_run(ev, source, range(30, 40)), "wsgi_p95_latency") == []  # 2x: not shown
 
 
