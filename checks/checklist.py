@@ -193,7 +193,8 @@ def p95_back_to_baseline(
     base_low = base_high = base.value
     if baseline_window is not None:
         bst = records.window(cat, *baseline_window)
-        if bst.count >= CHECKLIST.min_p95_requests and bst.p95_low_s and bst.p95_high_s:
+        if bst.count >= CHECKLIST.min_p95_requests:
+            assert bst.p95_low_s is not None and bst.p95_high_s is not None
             base_low, base_high = bst.p95_low_s, bst.p95_high_s
     low, high = st.p95_low_s, st.p95_high_s
     return CheckResult(

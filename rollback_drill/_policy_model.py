@@ -48,8 +48,6 @@ class Action(StrEnum):
         return self in (Action.ROLLBACK_WITHIN, Action.EVALUATE)
 
 
-BASELINE_FLOOR_S = 24.0  # the shortest (time-scaled) baseline window: see Policy.baseline_window_s
-
 _RANK = {
     Action.IMMEDIATE_ROLLBACK: 3,
     Action.ROLLBACK_WITHIN: 2,
@@ -247,6 +245,7 @@ class Policy(_Model):
     plan: Text
     observation_window_s: Seconds  # "within 2 hours of deployment"
     time_scale: Annotated[float, Field(ge=1, allow_inf_nan=False)] = 1.0
+    baseline_min_window_s: Seconds = 24.0  # a time scale shortens no baseline window below this
     baselines: Annotated[tuple[BaselineSpec, ...], _Lax] = ()
     ambiguities: Annotated[tuple[Ambiguity, ...], _Lax] = ()
     triggers: Annotated[tuple[Rule, ...], _Lax, Field(min_length=1)]
@@ -284,7 +283,7 @@ class Policy(_Model):
 
     def baseline_window_s(self, baseline_id: str) -> float:
         """The window a baseline is read over: its window time-scaled, but not shorter than
-        :data:`BASELINE_FLOOR_S` (nor longer than unscaled).
+        ``baseline_min_window_s`` (nor longer than unscaled).
 
         A baseline is a reference sample, not a detection window: compressing it only shortens
         the time before the fault, and it costs accuracy. At time scale 10 the 12 s CRUD P95
@@ -292,7 +291,7 @@ class Policy(_Model):
         put a 1.75x slow release above 2x, and auth and admin got 27 requests (< 40): no
         baseline at all. 24 s gives ~580 CRUD and ~55 auth and admin requests at 40 req/s."""
         window = self.baseline(baseline_id).window_s
-        return min(window, max(self.scale(window), BASELINE_FLOOR_S))
+        return min(window, max(self.scale(window), self.baseline_min_window_s))
 
     def longest_baseline_window_s(self) -> float:
         return max(self.baseline_window_s(b.id) for b in self.baselines)

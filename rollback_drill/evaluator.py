@@ -15,12 +15,12 @@ the decisions that this tick makes. Semantics (the policy file's header says the
 - ``sustained_s``: the condition must have matched on every tick for that long;
 - a relative rule whose baseline is unusable at a scope does not run there; the first
   tick says so with one ``monitor`` decision;
-- new episodes start only within the observation window after ``deployed_at``.
-Values are compared exactly: at a ``gt`` threshold nothing fires.
+- new episodes start only within the observation window after ``deployed_at``;
 - a reading of a sampled percentile carries its 80 % interval; its condition holds only when
   the interval's better end does (the lower end where higher is worse): a P95 over 120 auth
   requests moves by a third between windows of a healthy stack, and a rule must not fire on
   that. Decisions still report the point value (and the interval in their message).
+Values are compared exactly: at a ``gt`` threshold nothing fires.
 """
 
 from __future__ import annotations

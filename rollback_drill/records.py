@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -191,24 +191,6 @@ def _percentiles(
         if t == len(targets):
             break
     return result
-
-
-Histogram = Sequence[tuple[float, float]]  # (latency seconds, count), as RecordStore.histogram
-
-
-def weighted_quantile(weighted: Histogram, q: float) -> float:
-    """The ``q`` quantile of (value, weight) pairs: the first value whose cumulative weight
-    reaches ``q`` of the total (HdrHistogram's rule)."""
-    ordered = sorted(weighted)
-    total = sum(w for _, w in ordered)
-    if total <= 0:
-        raise ValueError("empty distribution")
-    running = 0.0
-    for value, weight in ordered:
-        running += weight
-        if running >= q * total * (1 - 1e-12):
-            return value
-    return ordered[-1][0]
 
 
 def _merge_range(into: _Bucket, buckets: dict[int, _Bucket], lo: int, hi: int, step: int) -> None:

@@ -598,3 +598,10 @@ def test_a_baseline_window_shorter_than_the_floor_is_kept() -> None:
         update={"baselines": [b.model_copy(update={"window_s": 10}) for b in policy.baselines]}
     ).scaled(10)
     assert short.baseline_window_s("p95_pre_hybrid") == 10.0
+
+
+def test_the_baseline_floor_is_policy_data() -> None:
+    policy = load_policy()
+    assert policy.baseline_min_window_s == 24
+    lower = policy.model_copy(update={"baseline_min_window_s": 6.0}).scaled(10)
+    assert lower.baseline_window_s("p95_pre_hybrid") == 12.0

@@ -34,7 +34,7 @@ import contextlib
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -43,7 +43,6 @@ import websockets.exceptions
 from rollback_drill.client import AppClient
 from rollback_drill.faults.base import Effect
 from rollback_drill.faults.release import FaultyRelease
-from rollback_drill.records import Histogram, weighted_quantile
 from rollback_drill.signals.docker_stats import (
     find_memory_cgroup,
     machine_memory,
@@ -248,6 +247,24 @@ def slow_crud(
         describe=f"+{delay_ms:g} ms on {share:.0%} of {', '.join(paths)}",
         **kw,
     )
+
+
+Histogram = Sequence[tuple[float, float]]  # (latency seconds, count), as RecordStore.histogram
+
+
+def weighted_quantile(weighted: Histogram, q: float) -> float:
+    """The ``q`` quantile of (value, weight) pairs: the first value whose cumulative weight
+    reaches ``q`` of the total (HdrHistogram's rule)."""
+    ordered = sorted(weighted)
+    total = sum(w for _, w in ordered)
+    if total <= 0:
+        raise ValueError("empty distribution")
+    running = 0.0
+    for value, weight in ordered:
+        running += weight
+        if running >= q * total * (1 - 1e-12):
+            return value
+    return ordered[-1][0]
 
 
 def slowed(hist: Histogram, delay_s: float, share: float) -> list[tuple[float, float]]:
