@@ -73,6 +73,11 @@ def test_healthy_soak_ten_minutes_zero_decisions(
     record_property("collectors_cpu_s_per_min", round(sum(cpu.values()) / minutes, 3))
     for name, seconds in cpu.items():
         record_property(f"cpu_s:{name}", round(seconds, 3))
+    # the instrument's own stalls (garbage collections of this process): a P95 spike that
+    # lines up with one of them is the instrument's, not the stack's
+    record_property("gc_collections", run.gc.collections)
+    record_property("gc_longest_ms", round(run.gc.longest_s * 1000, 1))
+    record_property("gc_pauses_ge_100ms", sum(p.duration_s >= 0.1 for p in run.gc.pauses))
     notes = [d for d in decisions if d.kind is DecisionKind.MONITOR and d.value is None]
     record_property("decisions", len(decisions) - len(notes))
     fired = [d.message for d in decisions if d not in notes]

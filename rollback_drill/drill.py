@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import threading
 import time
 from types import TracebackType
@@ -28,6 +29,7 @@ from rollback_drill.journal import Journal
 from rollback_drill.ledger import Ledger
 from rollback_drill.load import LoadConfig, LoadGenerator, LoadStats
 from rollback_drill.monitor import LiveSource, Monitor
+from rollback_drill.pauses import GcPauses
 from rollback_drill.policy import Policy
 from rollback_drill.records import RecordStore
 from rollback_drill.report import Timeline
@@ -135,11 +137,14 @@ class DrillRun:
         self.backups: BackupSet | None = None
         self.monitor: Monitor | None = None
         self.load: BackgroundLoad | None = None
+        self.gc = GcPauses()
         self._stack = contextlib.ExitStack()
 
     # ---- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> DrillRun:
         try:
+            self.gc.start()
+            self._stack.callback(self._journal_gc)
             for collector in (self.events, self.stats, self.redis, self.tickets):
                 collector.start()
                 self._stack.callback(collector.stop)
@@ -164,6 +169,27 @@ class DrillRun:
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._stack.close()
+
+    def _journal_gc(self) -> None:
+        """The drill process's garbage-collection pauses (the instrument's own stalls: the
+        load measures every request due during one as late) into the journal."""
+        self.gc.stop()
+        for pause in self.gc.pauses:
+            self.journal.event(
+                "instrument",
+                "gc pause",
+                at=pause.at,
+                duration_ms=round(pause.duration_s * 1000, 1),
+                generation=pause.generation,
+                collected=pause.collected,
+            )
+        self.journal.event(
+            "instrument",
+            "gc",
+            collections=self.gc.collections,
+            longest_ms=round(self.gc.longest_s * 1000, 1),
+            tracked_objects=len(gc.get_objects()),
+        )
 
     def mark(self, label: str, **data: Any) -> float:
         """A timestamped marker for the timeline and the journal; returns its wall time."""
