@@ -28,7 +28,11 @@ from rollback_drill.signals.app_metrics import AppMetricsCollector
 
 ROLLBACK = frozenset({DecisionKind.ROLLBACK, DecisionKind.ESCALATED})
 DEFERRED = frozenset({DecisionKind.DEFERRED})
-SLOWED = 0.10  # share of requests a slow release slows: the P95 lands among them
+# Share of requests a slow release slows. The P95 lands among them (about their 75th
+# percentile), and so does the lower end of its 80 % interval over a few dozen samples: with
+# 10 % that end (~P91 of a 6-s window of ~48 streams) reached into the unslowed requests and
+# the streaming release took ~11 s to detect (5.0 and 5.6 s with 20 %).
+SLOWED = 0.20
 
 
 def hybrid(run: DrillRun) -> None:
@@ -233,10 +237,9 @@ def check_p95_level(
 
     The injected level is the P95 of the distribution the release makes: the baseline's
     latencies of which exactly ``SLOWED`` are ``delay_ms`` slower -- shifted by how much slower
-    the whole hybrid stack answers now than pre-hybrid did (the drift of the median, which the
-    10 % slowed requests barely move). The measured level is the monitor's P95 reading of the
-    same window. A median over several windows keeps one stalled second of a 2-core host from
-    deciding the comparison.
+    the whole hybrid stack answers now than pre-hybrid did (the drift of the median). The
+    measured level is the monitor's P95 reading of the same window. A median over several
+    windows keeps one stalled second of a 2-core host from deciding the comparison.
     """
     category, base = slow.category, slow.base
     model = releases.slowed(slow.hist, slow.delay_ms / 1000, SLOWED)

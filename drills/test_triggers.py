@@ -159,7 +159,7 @@ def test_db_connection_failures(drill_run: DrillRun, record_property: RecordProp
 
 
 def test_wsgi_p95_latency(drill_run: DrillRun, record_property: RecordProperty) -> None:
-    """A release whose new CRUD code path (10 % of requests) makes a slow blocking call: P95
+    """A release whose new CRUD code path (20 % of requests) makes a slow blocking call: P95
     2.5x the pre-hybrid baseline."""
     run = drill_run
     slow = slow_release(run, "crud", 2.5)
@@ -280,7 +280,7 @@ def test_redis_connection_failures(drill_run: DrillRun, record_property: RecordP
 
 
 def test_performance_degradation(drill_run: DrillRun, record_property: RecordProperty) -> None:
-    """A release whose new async streaming path (10 % of streams) is slow: streaming P95 2.5x
+    """A release whose new async streaming path (20 % of streams) is slow: streaming P95 2.5x
     its baseline. ASGI categories have no P95 rollback rung in the plan: 'evaluate'."""
     run = drill_run
     slow = slow_release(run, "streaming", 2.5)
