@@ -149,9 +149,12 @@ def measure(
     return Sample(name, (count1 - count0) / wall, (cpu1 - cpu0) / wall, output or "")
 
 
-def _ours(url: str, rate: float, duration: float, uvloop: bool) -> list[str]:
+def _ours(
+    url: str, rate: float, duration: float, uvloop: bool, loop_timers: bool = False
+) -> list[str]:
     cmd = [PYTHON, str(HERE / "run_generator.py"), "--url", url, "--rate", str(rate)]
-    return [*cmd, "--duration", str(duration), *(["--uvloop"] if uvloop else [])]
+    cmd += ["--duration", str(duration), *(["--uvloop"] if uvloop else [])]
+    return [*cmd, *(["--loop-timers"] if loop_timers else [])]
 
 
 def _locust(url: str, users: int, run_s: float) -> list[str]:
@@ -185,6 +188,7 @@ def throughput(args: argparse.Namespace) -> dict[str, list[Sample]]:
         contenders = [
             (f"ours@{r:g} asyncio", _ours(url, r, run_s, False), env),
             (f"ours@{r:g} uvloop", _ours(url, r, run_s, True), env),
+            (f"ours@{r:g} uvloop loop-timers", _ours(url, r, run_s, True, True), env),
             ("ours@max uvloop", _ours(url, 10 * r, run_s, True), env),
             (f"locust@{r:g}", _locust(url, args.users, run_s), paced),
             ("locust@max", _locust(url, args.users, run_s), flat),
@@ -202,14 +206,23 @@ def throughput(args: argparse.Namespace) -> dict[str, list[Sample]]:
     return results
 
 
+LOOPS = ("asyncio", "uvloop", "uvloop loop-timers")  # loop-timers: no timerfd (the old way)
+
+
 def accuracy(args: argparse.Namespace) -> list[dict[str, float | str]]:
     rows: list[dict[str, float | str]] = []
     known = args.delay_ms / 1000
     with target(args.delay_ms) as url:
         for rep in range(args.reps):
-            for loop in ("asyncio", "uvloop"):
+            for loop in LOOPS:
                 _stats(url, reset=True)
-                cmd = _ours(url, args.delay_rate, args.delay_duration, loop == "uvloop")
+                cmd = _ours(
+                    url,
+                    args.delay_rate,
+                    args.delay_duration,
+                    loop.startswith("uvloop"),
+                    loop.endswith("loop-timers"),
+                )
                 done = subprocess.run(
                     cmd,
                     capture_output=True,
@@ -231,7 +244,7 @@ def accuracy(args: argparse.Namespace) -> list[dict[str, float | str]]:
                 }
                 rows.append(row)
                 print(
-                    f"  rep {rep + 1} {loop:8s} n={row['count']:.0f} P95 {row['p95_ms']:.2f} ms"
+                    f"  rep {rep + 1} {loop:18s} n={row['count']:.0f} P95 {row['p95_ms']:.2f} ms"
                     f" (server {row['server_p95_ms']:.2f} ms): "
                     f"{row['error_vs_known_pct']:+.2f} % vs {args.delay_ms:g} ms, "
                     f"{row['error_vs_server_pct']:+.2f} % vs server",
@@ -279,15 +292,18 @@ def main() -> None:
                 f"| {name} | {_median([s.req_s for s in samples]):.0f} "
                 f"| {_median([s.cpu_util for s in samples]):.2f} | {medians[name]:.0f} |"
             )
-        ours = max(v for k, v in medians.items() if k.startswith("ours@") and "max" not in k)
+        fixed = {k: v for k, v in medians.items() if k.startswith("ours@") and "max" not in k}
+        ours = max(v for k, v in fixed.items() if "loop-timers" not in k)
         locust = max(v for k, v in medians.items() if k.startswith("locust"))
         print(f"\nratio ours (fixed rate, best loop) / Locust (best mode): {ours / locust:.2f}")
+        for name in [k for k in fixed if "loop-timers" in k]:
+            print(f"ratio {name} / Locust (best mode): {fixed[name] / locust:.2f}")
         report["throughput"] = {k: [vars(s) for s in v] for k, v in results.items()}
         report["ratio"] = ours / locust
     if not args.skip_accuracy:
         print(f"\n(b) P95 against a known {args.delay_ms:g} ms delay", flush=True)
         rows = accuracy(args)
-        for loop in ("asyncio", "uvloop"):
+        for loop in LOOPS:
             mine = [r for r in rows if r["loop"] == loop]
             known = _median([float(r["error_vs_known_pct"]) for r in mine])
             server = _median([float(r["error_vs_server_pct"]) for r in mine])

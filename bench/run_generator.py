@@ -33,6 +33,7 @@ async def _main(args: argparse.Namespace) -> dict[str, object]:
         crud_weights={CrudOp.MODELS_LIST: 1},
         max_concurrency=args.concurrency,
         timeout_s=args.timeout,
+        precise_timer=not args.loop_timers,
     )
     gen = LoadGenerator(config)
     await gen.start(duration_s=args.duration)
@@ -53,6 +54,7 @@ async def _main(args: argparse.Namespace) -> dict[str, object]:
         "p95_s": window.p95_s,
         "p99_s": window.p99_s,
         "max_s": window.max_s,
+        "precise_timer": gen.precise_timer,
     }
 
 
@@ -64,6 +66,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--timeout", type=float, default=10.0)
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop")
+    parser.add_argument(
+        "--loop-timers", action="store_true", help="the event loop's ms timers, not a timerfd"
+    )
     args = parser.parse_args()
     if args.uvloop:
         import uvloop
