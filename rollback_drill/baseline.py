@@ -5,8 +5,6 @@ either read from a ``ReadingSource`` over the baseline's (time-scaled) window, o
 a mapping. A value that is missing, backed by too few samples, or not above zero is kept
 with its ``problem``: rules relative to it cannot run at that scope (a multiple of zero
 would fire on any value, or never), and the evaluator announces that instead of guessing.
-A sampled percentile keeps its 80 % interval (``low``, ``high``): the baseline is a sample too,
-and the evaluator holds a reading against the end of it that favours the stack.
 """
 
 from __future__ import annotations
@@ -29,8 +27,6 @@ class BaselineValue:
     value: float | None
     samples: int | None  # None when given rather than measured
     problem: str | None  # why it cannot be used; None when usable
-    low: float | None = None  # a sampled percentile's 80 % interval (None: not sampled)
-    high: float | None = None
 
     @property
     def usable(self) -> bool:
@@ -53,11 +49,7 @@ class Baseline:
             problem = _problem(value)
             if problem is None and reading.samples < spec.min_samples:
                 problem = f"too few samples ({reading.samples} < {spec.min_samples})"
-            values.append(
-                BaselineValue(
-                    baseline_id, scope, value, reading.samples, problem, reading.low, reading.high
-                )
-            )
+            values.append(BaselineValue(baseline_id, scope, value, reading.samples, problem))
         return cls(values)
 
     @classmethod

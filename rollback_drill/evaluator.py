@@ -19,11 +19,7 @@ the decisions that this tick makes. Semantics (the policy file's header says the
 - a reading of a sampled percentile carries its 80 % interval; its condition holds only when
   the interval's better end does (the lower end where higher is worse): a P95 over 120 auth
   requests moves by a third between windows of a healthy stack, and a rule must not fire on
-  that. A baseline of a sampled percentile is a sample too: relative thresholds are taken from
-  its interval's end on the same side (the upper end where higher is worse); a 10-minute
-  healthy soak opened an "evaluate" on auth at 31.45 ms (lower end) against 1.5 x a 20.43 ms
-  baseline of 121 requests. Decisions report the point values, both intervals in the message,
-  and the threshold actually applied.
+  that. Decisions still report the point value (and the interval in their message).
 Values are compared exactly: at a ``gt`` threshold nothing fires.
 """
 
@@ -53,8 +49,7 @@ class _Phase(StrEnum):
 class _State:
     rule: Rule
     scope: Scope
-    base: float | None  # the baseline value relative rules are judged against
-    point: float | None = None  # the baseline's point value (``base`` may be an interval end)
+    base: float | None  # the baseline value for relative rules
     phase: _Phase = _Phase.ARMED
     since: float | None = None  # when the condition began matching (sustained rules)
     deadline: float | None = None
@@ -112,11 +107,7 @@ class Evaluator:
                 if ref is not None:
                     value = baseline.get(ref, scope)
                     usable = value is not None and value.usable
-                    if value is not None and usable:
-                        state.point = state.base = value.value
-                        end = value.high if rule.worse is Worse.HIGHER else value.low
-                        if end is not None:  # a sampled baseline: judged by its interval
-                            state.base = end
+                    state.base = value.value if value is not None and usable else None
                     state.phase = _Phase.ARMED if usable else _Phase.DISABLED
                 self._ladders.setdefault((rule.metric, scope, ref), []).append(state)
         for ladder in self._ladders.values():
@@ -284,7 +275,7 @@ class Evaluator:
             comparison=c.comparison,
             threshold=None if c.threshold is None else c.threshold * base,
             band=band,
-            baseline=s.point if s.point is not None else s.base,
+            baseline=s.base,
             severity=rule.severity,
             action=rule.action,
             deadline=deadline,
@@ -315,10 +306,7 @@ def _condition(s: _State) -> str:
         text = f"{op} {format_value(metric, bound)}"
     if s.base is not None:
         factors = "-".join(f"{f:g}x" for f in c.bounds())
-        text += f", {factors} baseline {format_value(metric, s.point or s.base)}"
-        if s.point is not None and s.base != s.point:
-            end = "upper" if s.base > s.point else "lower"
-            text += f" (its 80 % interval's {end} end {format_value(metric, s.base)})"
+        text += f", {factors} baseline {format_value(metric, s.base)}"
     return text
 
 
