@@ -12,7 +12,6 @@ own hook, called at the start and the end of every collection).
 from __future__ import annotations
 
 import gc
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Final
@@ -36,8 +35,7 @@ class GcPauses:
         self.pauses: list[Pause] = []
         self.collections = 0
         self.longest_s = 0.0
-        self._began: float | None = None
-        self._lock = threading.Lock()
+        self._began: float | None = None  # callbacks run under the GIL, never nested
 
     def start(self) -> GcPauses:
         if self._callback not in gc.callbacks:
@@ -57,9 +55,8 @@ class GcPauses:
         if began is None:
             return
         took = now - began
-        with self._lock:
-            self.collections += 1
-            self.longest_s = max(self.longest_s, took)
-            if took >= self.min_s and len(self.pauses) < self.KEEP:
-                at = time.time() - took
-                self.pauses.append(Pause(at, took, int(info["generation"]), int(info["collected"])))
+        self.collections += 1
+        self.longest_s = max(self.longest_s, took)
+        if took >= self.min_s and len(self.pauses) < self.KEEP:
+            at = time.time() - took
+            self.pauses.append(Pause(at, took, int(info["generation"]), int(info["collected"])))
