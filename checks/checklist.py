@@ -38,6 +38,7 @@ class ChecklistLimits:
     p95_rule: str = "performance_degradation"  # "P95 latency back to baseline": not degraded
     p95_category: str = "crud"
     min_p95_requests: int = 100  # below this a P95's interval spans the tail: no evidence
+    p95_parts: int = 3  # the P95 is judged in thirds of the observation period (a majority)
     log_error_pattern: str = r"(Traceback|\bERROR\b|\[error\]|\[crit\]|\[emerg\])"
     min_requests: int = 20  # under this the error-rate item has no evidence and fails
 
@@ -162,16 +163,21 @@ def p95_back_to_baseline(
     until: float | None = None,
     *,
     baseline_window: tuple[float, float] | None = None,
+    parts: int = CHECKLIST.p95_parts,
 ) -> CheckResult:
     """CRUD P95 since the rollback against the policy's degradation threshold (1.5x baseline).
 
     Both P95s are samples: over 10-20 s of the default load (~250-500 CRUD requests) a healthy
-    stack's P95 moves by a third between windows. The check fails when the data show the P95 is
-    above the limit -- the lower end of the post-rollback P95's 80 % interval above the factor
-    times the upper end of the baseline's (``WindowStats.p95_low_s`` / ``p95_high_s``, as the
-    monitor judges its P95 rules) -- and reports the points and both intervals. Without the
-    baseline's window (``baseline_window``) the baseline's value is taken as exact. Fewer
-    than ``CHECKLIST.min_p95_requests`` requests is no evidence: a fail.
+    stack's P95 moves by a third between windows. A part of the observation period is above
+    the limit when the data show it -- the lower end of its P95's 80 % interval above the
+    factor times the upper end of the baseline's (``WindowStats.p95_low_s`` / ``p95_high_s``,
+    as the monitor judges its P95 rules). The period is judged in ``parts`` equal parts and
+    fails when most of them are above the limit: a release that is still slow is slow in every
+    part, while one stalled stretch of a shared 2-core host (CI once read 2.3x baseline over
+    10 s after a rollback that read 1.1-1.2x in every local run) lands in one part. Every
+    part's points and intervals are in the detail. Without the baseline's window
+    (``baseline_window``) the baseline's value is taken as exact. A part with fewer than
+    ``CHECKLIST.min_p95_requests`` requests is no evidence: it counts as above the limit.
     """
     until = until or time.time()
     cat = CHECKLIST.p95_category
@@ -180,31 +186,49 @@ def p95_back_to_baseline(
     assert factor is not None and rule.condition.baseline is not None
     base = baseline.get(rule.condition.baseline, Scope(ScopeKind.CATEGORY, cat))
     name = "P95 latency back to baseline"
-    st = records.window(cat, since, until)  # the monitor's own reading and its interval
-    if base is None or base.value is None or st.count < CHECKLIST.min_p95_requests:
+    whole = records.window(cat, since, until)  # the monitor's own reading of the whole period
+    if base is None or base.value is None or whole.p95_s is None:
         return CheckResult(
             name,
             False,
             None,
-            f"a baseline and >= {CHECKLIST.min_p95_requests} {cat} requests",
-            f"{st.count} {cat} requests, baseline {base.value if base else None}",
+            f"a baseline and >= {CHECKLIST.min_p95_requests} {cat} requests per part",
+            f"{whole.count} {cat} requests, baseline {base.value if base else None}",
         )
-    assert st.p95_s is not None and st.p95_low_s is not None and st.p95_high_s is not None
     base_low = base_high = base.value
     if baseline_window is not None:
         bst = records.window(cat, *baseline_window)
         if bst.count >= CHECKLIST.min_p95_requests:
             assert bst.p95_low_s is not None and bst.p95_high_s is not None
             base_low, base_high = bst.p95_low_s, bst.p95_high_s
-    low, high = st.p95_low_s, st.p95_high_s
+    limit = factor * base_high
+    step = (until - since) / parts
+    above = 0
+    seen: list[str] = []
+    intervals: list[list[float] | None] = []
+    for i in range(parts):
+        st = records.window(cat, since + i * step, since + (i + 1) * step)
+        if st.count < CHECKLIST.min_p95_requests or st.p95_low_s is None:
+            above += 1
+            seen.append(f"{st.count} requests (too few)")
+            intervals.append(None)
+            continue
+        assert st.p95_s is not None and st.p95_high_s is not None
+        above += st.p95_low_s > limit
+        seen.append(
+            f"{st.count} requests P95 {st.p95_s:.4f} ({st.p95_low_s:.4f}-{st.p95_high_s:.4f})"
+        )
+        intervals.append([st.p95_low_s, st.p95_high_s])
     return CheckResult(
         name,
-        low <= factor * base_high,
-        round(st.p95_s, 4),
-        f"<= {factor}x baseline {base.value:.4f} s ({CHECKLIST.p95_rule} threshold)",
-        f"{st.count} {cat} requests; 80 % intervals: P95 {low:.4f}-{high:.4f} s, baseline "
-        f"{base_low:.4f}-{base_high:.4f} s; fails when {low:.4f} > {factor} x {base_high:.4f}",
-        data={"p95_interval_s": [low, high], "baseline_interval_s": [base_low, base_high]},
+        above * 2 < parts,
+        round(whole.p95_s, 4),
+        f"<= {factor}x baseline {base.value:.4f} s ({CHECKLIST.p95_rule} threshold) "
+        f"in most of {parts} parts",
+        f"{cat} P95 (80 % interval) by part: {'; '.join(seen)}; baseline interval "
+        f"{base_low:.4f}-{base_high:.4f} s; a part fails when its lower end > {factor} x "
+        f"{base_high:.4f}; {above} of {parts} failed",
+        data={"part_p95_intervals_s": intervals, "baseline_interval_s": [base_low, base_high]},
     )
 
 

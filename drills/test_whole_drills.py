@@ -17,10 +17,12 @@ the deferred verdict's deadline, and that the verdict escalates at the deadline 
 defect still holds -- only then do the phases run.
 
 ``quick`` holds the two config-only drills (crash-looping ASGI -> 1->2; dropped WebSockets ->
-evaluate -> escalated -> 1->2). Their checklist's "P95 latency back to baseline" compares 10 s
-of CRUD traffic after the rollback (~250 requests) with the 24 s baseline (~580): both P95s are
-samples, so the check compares their 80 % intervals (``checks.checklist``) -- comparing the
-points failed a healthy rollback every other run on 2 cores (25 ms vs 1.5 x 15.2 ms).
+evaluate -> escalated -> 1->2). Their checklist's "P95 latency back to baseline" compares 30 s
+of CRUD traffic after the rollback, in three parts of ~250 requests, with the 24 s baseline
+(~580): both P95s are samples, so the check compares their 80 % intervals
+(``checks.checklist``) -- comparing the points failed a healthy rollback every other run on 2
+cores (25 ms vs 1.5 x 15.2 ms) -- and a majority of the parts decides: one 10 s window on CI
+once read 2.3x baseline after a rollback that reads 1.1-1.2x in every local run.
 """
 
 from __future__ import annotations
@@ -121,10 +123,11 @@ def whole_drill(
             record.announcement = sink_path.read_text()
 
         # the checklist judges the stack after the rollback, under the same load: one (scaled)
-        # minute to settle, then one (scaled) minute observed -- but at least 20 s and 10 s: on 2
+        # minute to settle, then one (scaled) minute observed -- but at least 20 s and 30 s: on 2
         # cores the replicas phase 2 starts take 10-20 s to warm, and a P95 read over their first
-        # seconds says nothing about the rolled-back release (it read 3x baseline once at 6 s)
-        settle_s, observe_s = max(run.policy.scale(60), 20.0), max(run.policy.scale(60), 10.0)
+        # seconds says nothing about the rolled-back release (it read 3x baseline once at 6 s);
+        # the P95 is judged in thirds of the observed period, each >= 100 CRUD requests
+        settle_s, observe_s = max(run.policy.scale(60), 20.0), max(run.policy.scale(60), 30.0)
         if run.load is not None:
             run.load.wait_for_writes(5, after=rolled_back_at, timeout_s=60)
         since = rolled_back_at + settle_s
