@@ -32,6 +32,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -150,10 +151,16 @@ def measure(
 
 
 def _ours(
-    url: str, rate: float, duration: float, uvloop: bool, loop_timers: bool = False
+    url: str,
+    rate: float,
+    duration: float,
+    uvloop: bool,
+    loop_timers: bool = False,
+    spin_ms: float = 0.0,
 ) -> list[str]:
     cmd = [PYTHON, str(HERE / "run_generator.py"), "--url", url, "--rate", str(rate)]
     cmd += ["--duration", str(duration), *(["--uvloop"] if uvloop else [])]
+    cmd += ["--spin-ms", str(spin_ms)] if spin_ms else []
     return [*cmd, *(["--loop-timers"] if loop_timers else [])]
 
 
@@ -206,7 +213,13 @@ def throughput(args: argparse.Namespace) -> dict[str, list[Sample]]:
     return results
 
 
-LOOPS = ("asyncio", "uvloop", "uvloop loop-timers")  # loop-timers: no timerfd (the old way)
+# (name, uvloop, loop timers instead of the timerfd (the old way), spin before each slot in ms)
+LOOPS = (
+    ("asyncio", False, False, 0.0),
+    ("uvloop", True, False, 0.0),
+    ("uvloop loop-timers", True, True, 0.0),
+    ("uvloop spin-1ms", True, False, 1.0),
+)
 
 
 def accuracy(args: argparse.Namespace) -> list[dict[str, float | str]]:
@@ -214,15 +227,10 @@ def accuracy(args: argparse.Namespace) -> list[dict[str, float | str]]:
     known = args.delay_ms / 1000
     with target(args.delay_ms) as url:
         for rep in range(args.reps):
-            for loop in LOOPS:
+            for loop, uvloop, loop_timers, spin_ms in LOOPS:
                 _stats(url, reset=True)
-                cmd = _ours(
-                    url,
-                    args.delay_rate,
-                    args.delay_duration,
-                    loop.startswith("uvloop"),
-                    loop.endswith("loop-timers"),
-                )
+                cmd = _ours(url, args.delay_rate, args.delay_duration, uvloop, loop_timers, spin_ms)
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 done = subprocess.run(
                     cmd,
                     capture_output=True,
@@ -230,6 +238,8 @@ def accuracy(args: argparse.Namespace) -> list[dict[str, float | str]]:
                     timeout=args.delay_duration + 60,
                     preexec_fn=_renice,
                 )
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu_s = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
                 result = json.loads(done.stdout.strip().splitlines()[-1])
                 server_p95 = (_stats(url)["handled_p95_us"] or 0) / 1e6
                 p95 = float(result["p95_s"])
@@ -241,13 +251,15 @@ def accuracy(args: argparse.Namespace) -> list[dict[str, float | str]]:
                     "server_p95_ms": server_p95 * 1000,
                     "error_vs_known_pct": (p95 - known) / known * 100,
                     "error_vs_server_pct": (p95 - server_p95) / server_p95 * 100,
+                    "cpu_cores": cpu_s / float(result["elapsed_s"]),
                 }
                 rows.append(row)
                 print(
                     f"  rep {rep + 1} {loop:18s} n={row['count']:.0f} P95 {row['p95_ms']:.2f} ms"
                     f" (server {row['server_p95_ms']:.2f} ms): "
                     f"{row['error_vs_known_pct']:+.2f} % vs {args.delay_ms:g} ms, "
-                    f"{row['error_vs_server_pct']:+.2f} % vs server",
+                    f"{row['error_vs_server_pct']:+.2f} % vs server, "
+                    f"cpu {row['cpu_cores']:.3f} cores",
                     flush=True,
                 )
     return rows
@@ -303,13 +315,14 @@ def main() -> None:
     if not args.skip_accuracy:
         print(f"\n(b) P95 against a known {args.delay_ms:g} ms delay", flush=True)
         rows = accuracy(args)
-        for loop in LOOPS:
+        for loop, *_ in LOOPS:
             mine = [r for r in rows if r["loop"] == loop]
             known = _median([float(r["error_vs_known_pct"]) for r in mine])
             server = _median([float(r["error_vs_server_pct"]) for r in mine])
             p95 = _median([float(r["p95_ms"]) for r in mine])
+            cores = _median([float(r["cpu_cores"]) for r in mine])
             print(f"{loop}: median P95 {p95:.2f} ms, {known:+.2f} % vs known, ", end="")
-            print(f"{server:+.2f} % vs server")
+            print(f"{server:+.2f} % vs server, generator CPU {cores:.3f} cores")
         report["accuracy"] = rows
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     print(f"load average at the end: {load}")

@@ -34,6 +34,7 @@ async def _main(args: argparse.Namespace) -> dict[str, object]:
         max_concurrency=args.concurrency,
         timeout_s=args.timeout,
         precise_timer=not args.loop_timers,
+        spin_s=args.spin_ms / 1000,
     )
     gen = LoadGenerator(config)
     await gen.start(duration_s=args.duration)
@@ -66,6 +67,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--timeout", type=float, default=10.0)
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop")
+    parser.add_argument(
+        "--spin-ms", type=float, default=0.0, help="yield-spin this long before each slot"
+    )
     parser.add_argument(
         "--loop-timers", action="store_true", help="the event loop's ms timers, not a timerfd"
     )

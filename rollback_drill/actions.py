@@ -92,6 +92,7 @@ class Result:
     release: str | None = None
     failure_cause: str | None = None
     write_id: str | None = None
+    delayed: bool = False  # the release says it slowed this answer (X-Release-Delay-Ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +132,7 @@ def _result(
         headers.get("x-release"),
         headers.get("x-failure-cause"),
         write_id,
+        "x-release-delay-ms" in headers,
     )
 
 

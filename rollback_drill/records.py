@@ -74,6 +74,7 @@ class RequestRecord:
     release: str | None = None
     failure_cause: str | None = None
     write_id: str | None = None
+    delayed: bool = False  # a faulty release marked the answer as slowed on purpose
 
     @property
     def queued_s(self) -> float:
@@ -151,7 +152,7 @@ _Z80: Final = NormalDist().inv_cdf(0.90)  # two-sided 80 %: each end a one-sided
 
 
 class _Bucket:
-    __slots__ = ("causes", "count", "hist", "max_us", "outcomes")
+    __slots__ = ("causes", "count", "delayed", "hist", "max_us", "outcomes")
 
     def __init__(self) -> None:
         self.count = 0
@@ -159,6 +160,7 @@ class _Bucket:
         self.causes = [0, 0]  # db, redis
         self.hist: dict[int, int] = {}
         self.max_us = 0
+        self.delayed: dict[int, int] | None = None  # histogram of the marked-slowed records
 
     def merge(self, other: _Bucket) -> None:
         self.count += other.count
@@ -170,6 +172,11 @@ class _Bucket:
         for index, n in other.hist.items():
             hist[index] = hist.get(index, 0) + n
         self.max_us = max(self.max_us, other.max_us)
+        if other.delayed:
+            delayed = self.delayed if self.delayed is not None else {}
+            for index, n in other.delayed.items():
+                delayed[index] = delayed.get(index, 0) + n
+            self.delayed = delayed
 
 
 def _percentiles(
@@ -255,6 +262,10 @@ class RecordStore:
                 bucket.causes[1] += 1
             hist = bucket.hist
             hist[index] = hist.get(index, 0) + 1
+            if record.delayed:
+                if bucket.delayed is None:
+                    bucket.delayed = {}
+                bucket.delayed[index] = bucket.delayed.get(index, 0) + 1
             if latency_us > bucket.max_us:
                 bucket.max_us = latency_us
             self._total += 1
@@ -327,13 +338,25 @@ class RecordStore:
                 _merge_range(merged, self._coarse.get(cat, {}), first_minute, hi, self.COARSE_S)
         return merged
 
-    def histogram(self, category: str | None, start: float, end: float) -> list[tuple[float, int]]:
+    def histogram(
+        self, category: str | None, start: float, end: float, *, delayed: bool | None = None
+    ) -> list[tuple[float, int]]:
         """The window's latency histogram: (seconds, count) per HdrHistogram bucket, ascending
-        (what a drill needs to model a latency distribution, e.g. the baseline's)."""
+        (what a drill needs to model a latency distribution, e.g. the baseline's). ``delayed``
+        True keeps only the records a faulty release marked as slowed on purpose, False only
+        the others, None all."""
         merged = self._merged(category, start, end)
+        marked = merged.delayed or {}
+        if delayed is None:
+            counts = merged.hist
+        elif delayed:
+            counts = marked
+        else:
+            counts = {i: n - marked.get(i, 0) for i, n in merged.hist.items()}
         return [
             (_HDR.get_highest_equivalent_value(_HDR.get_value_from_index(i)) / 1e6, n)
-            for i, n in sorted(merged.hist.items())
+            for i, n in sorted(counts.items())
+            if n > 0
         ]
 
     def series(

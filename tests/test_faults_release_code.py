@@ -110,3 +110,12 @@ def test_cache_salt_only_on_picked_catalogue_requests(defects: Any) -> None:
     plain = "arena-cache:1:ai_model:list"
     assert [k == plain for k in keys] == [True, False, True, True]
     assert defects.cache_key("k", "p", 1) == "p:1:k"  # outside a request: Django's scheme
+
+
+def test_slowed_answers_and_only_they_carry_the_delay_header(defects: Any) -> None:
+    defects.CONFIG.write_text(
+        json.dumps({"slow": {"delay_ms": 1, "share": 0.5, "paths": ["/api/sessions/"]}})
+    )
+    mw = defects.ReleaseDefects(lambda request: {})
+    answers = [mw(Request(p)) for p in ("/api/sessions/",) * 4 + ("/api/models/",)]
+    assert [a.get("X-Release-Delay-Ms") for a in answers] == [None, "1", None, "1", None]

@@ -46,6 +46,7 @@ class Knobs:
     reject_ws: int = 0  # answer the WebSocket handshake with this status
     status_override: int = 0  # every API request answers this status
     release: str = "test"
+    mark_every: int = 0  # every n-th API answer says the release slowed it (X-Release-Delay-Ms)
     bad_checksum: bool = False
     counter: int = 0
     sessions: dict[str, bool] = field(default_factory=dict)  # token -> is staff
@@ -79,7 +80,10 @@ def make_app(knobs: Knobs) -> web.Application:
             if knobs.failure_cause:
                 headers["X-Failure-Cause"] = knobs.failure_cause
             return web.json_response({"error": "boom"}, status=500, headers=headers)
-        return await handler(request)
+        response = await handler(request)
+        if knobs.mark_every and knobs.counter % knobs.mark_every == 0:
+            response.headers["X-Release-Delay-Ms"] = "5"
+        return response
 
     async def login(request: web.Request) -> web.Response:
         body = await request.json()
@@ -481,6 +485,35 @@ def test_records_carry_served_by_release_and_scheduled_times() -> None:
     assert [round(b - a, 3) for a, b in itertools.pairwise(scheduled)] == [0.05] * 3
     for r in records:
         assert r["latency_s"] == pytest.approx(r["ended"] - r["scheduled"], abs=1e-3)
+
+
+def test_answers_the_release_marks_as_slowed_are_recorded_as_delayed() -> None:
+    async def scenario() -> LoadGenerator:
+        async with fake_app(Knobs(mark_every=4)) as (url, _):
+            gen = LoadGenerator(config(url, rate=100.0))
+            await gen.run(0.4)
+        return gen
+
+    gen = asyncio.run(scenario())
+    hist = gen.store.histogram(Category.CRUD, 0, time.time() + 10, delayed=True)
+    assert sum(n for _, n in hist) == 10  # 40 requests, every 4th marked
+
+
+def test_spin_sends_no_request_before_its_slot_and_misses_none() -> None:
+    async def scenario() -> tuple[LoadGenerator, list[RequestRecord]]:
+        seen: list[RequestRecord] = []
+        async with fake_app() as (url, _):
+            gen = LoadGenerator(config(url, rate=100.0, spin_s=0.002))
+            gen.store.append = seen.append  # type: ignore[method-assign]
+            stats = await gen.run(0.5)
+        assert stats.sent == stats.completed == 50
+        return gen, seen
+
+    _, seen = asyncio.run(scenario())
+    assert len(seen) == 50
+    assert all(r.started >= r.scheduled for r in seen)
+    with pytest.raises(ValueError, match="spin_s"):
+        config("http://127.0.0.1:1", spin_s=0.5)
 
 
 # -- writes and the ledger ---------------------------------------------------------------------

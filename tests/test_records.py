@@ -3,6 +3,7 @@ series, compaction, JSON-lines journal, thread safety."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 from pathlib import Path
@@ -178,3 +179,24 @@ def test_histogram_of_a_window_is_ascending_and_counts_every_record() -> None:
     assert [round(v * 1000, 1) for v, _ in hist] == [5.0, 7.0, 40.0]
     assert [n for _, n in hist] == [2, 1, 1]
     assert store.histogram("crud", T0 + 100, T0 + 101) == []
+
+
+def test_histogram_splits_the_records_a_release_marked_as_slowed(tmp_path: Path) -> None:
+    store = RecordStore(journal=tmp_path / "records.jsonl")
+    marks = ((5, False), (5, False), (45, True), (7, False), (47, True))
+    for i, (ms, marked) in enumerate(marks):
+        store.append(dataclasses.replace(rec(T0 + 0.1 + i * 0.1, ms / 1000), delayed=marked))
+    store.append(dataclasses.replace(rec(T0 + 70, 0.045), delayed=True))  # another minute
+    store._compact(T0 + 200)  # the marks survive compaction to minutes
+
+    def ms(delayed: bool | None) -> list[tuple[float, int]]:
+        hist = store.histogram("crud", T0, T0 + 1, delayed=delayed)
+        return [(round(v * 1000), n) for v, n in hist]
+
+    assert ms(None) == [(5, 2), (7, 1), (45, 1), (47, 1)]
+    assert ms(True) == [(45, 1), (47, 1)]
+    assert ms(False) == [(5, 2), (7, 1)]
+    store.close()
+    assert [r.delayed for r in read_records(tmp_path / "records.jsonl")] == [
+        m for _, m in marks
+    ] + [True]

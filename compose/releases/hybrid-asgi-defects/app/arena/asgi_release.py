@@ -13,7 +13,8 @@ Configured by ``/app/release_defect.json`` (written into the release when it is 
 - ``ws_drop``: on exactly ``share`` of the WebSocket connections (every 1/share-th one) the
   server closes the socket with 1011 after ``after_messages`` replies.
 - ``slow``: the new async code awaits ``delay_ms`` before serving exactly ``share`` (default:
-  all) of the requests of ``paths`` (every 1/share-th one).
+  all) of the requests of ``paths`` (every 1/share-th one); their answers carry
+  ``X-Release-Delay-Ms`` (a drill tells the slowed requests from the others by it).
 - ``leak``: every request keeps ``step_mb`` in a process-wide list that is never freed, until
   the container's memory use (as ``docker stats`` counts it: usage minus inactive file cache)
   reaches ``cap_ratio`` of its memory limit -- the size the new response cache was (wrongly)
@@ -89,10 +90,23 @@ async def application(scope, receive, send):
     slowed = kind == "http" and slow and scope["path"].startswith(tuple(slow["paths"]))
     if slowed and _pick("slow", slow.get("share", 1.0)):  # counted on the slow paths only
         await asyncio.sleep(slow["delay_ms"] / 1000.0)
+        send = _marking(send, f"{slow['delay_ms']:g}")
     drop = CONF.get("ws_drop")
     if kind == "websocket" and drop and _pick("ws", drop["share"]):
         send = _dropping(send, int(drop.get("after_messages", 1)))
     return await app(scope, receive, send)
+
+
+def _marking(send, delay_ms: str):
+    """A ``send`` whose response start carries ``X-Release-Delay-Ms`` (a slowed answer)."""
+
+    async def wrapped(message):
+        if message["type"] == "http.response.start":
+            headers = [*message.get("headers", []), (b"x-release-delay-ms", delay_ms.encode())]
+            message = {**message, "headers": headers}
+        return await send(message)
+
+    return wrapped
 
 
 def _dropping(send, after: int):

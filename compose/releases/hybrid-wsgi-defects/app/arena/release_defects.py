@@ -15,7 +15,9 @@ Configured by ``/app/release_defect.json`` (written into the release when it is 
   ``redis-connection``), ``auth`` loses the session cookie on the way in (401, or the admin's
   redirect to its login page).
 - ``slow``: a blocking call of ``delay_ms`` on exactly ``share`` of the requests of ``paths``
-  (default: all of them) -- the new code path some requests take.
+  (default: all of them) -- the new code path some requests take. Their answers carry
+  ``X-Release-Delay-Ms``, so a drill can tell the slowed requests from the others in one
+  window (and model what the slowdown alone makes of the P95).
 - ``cache``: the new key scheme salts the model catalogue's cache key on ``miss_share`` of the
   catalogue requests, so those lookups always miss (and write keys nobody reads again).
 """
@@ -92,7 +94,10 @@ class ReleaseDefects:
 
     def __call__(self, request):
         path = request.path
-        if self.slow and path.startswith(tuple(self.slow["paths"])) and self.slow_share.pick():
+        delayed = bool(
+            self.slow and path.startswith(tuple(self.slow["paths"])) and self.slow_share.pick()
+        )
+        if delayed:
             time.sleep(self.slow["delay_ms"] / 1000.0)
         if self.fail and path.startswith(tuple(self.fail["paths"])) and self.fail_share.pick():
             kind = self.fail["kind"]
@@ -108,9 +113,12 @@ class ReleaseDefects:
             self.cache and path.startswith(CATALOGUE_PATHS) and self.cache_share.pick()
         )
         try:
-            return self.get_response(request)
+            response = self.get_response(request)
         finally:
             _salted.on = False
+        if delayed:
+            response["X-Release-Delay-Ms"] = f"{self.slow['delay_ms']:g}"
+        return response
 
 
 def cache_key(key: str, key_prefix: str, version: int) -> str:
