@@ -20,6 +20,7 @@ STREAMING = Scope.category("streaming")
 ASGI = Scope.service("backend-asgi")
 P95_BASE = 0.120  # seconds, the healthy pre-hybrid P95 of every category
 CACHE_BASE = 0.9
+SUSTAIN = 30  # the P95 rules hold this long (s) before they decide (policy.yaml sustained_s)
 
 # Well inside every threshold: what a healthy stack reads.
 HEALTHY: dict[Metric, float] = {
@@ -184,17 +185,33 @@ def test_p95_ladder_on_wsgi_and_asgi_categories(policy: Policy) -> None:
     source.set(Metric.P95_LATENCY, CRUD, 2.0 * P95_BASE)
     source.set(Metric.P95_LATENCY, STREAMING, 3.0 * P95_BASE)
     ev = Evaluator(policy, _baseline(policy), deployed_at=0.0)
-    got = ev.tick(0.0, source)
+    assert _run(ev, source, range(0, SUSTAIN)) == []  # P95 rules hold 30 s first
+    got = ev.tick(SUSTAIN, source)
     assert [(d.trigger_id, d.scope, d.kind) for d in got] == [
         ("performance_degradation", CRUD, DecisionKind.DEFERRED),  # exactly 2x: not > 2x
         ("performance_degradation", STREAMING, DecisionKind.DEFERRED),  # no rollback rung
     ]
     source.set(Metric.P95_LATENCY, CRUD, 2.5 * P95_BASE)
-    got = ev.tick(1.0, source)
-    assert [(d.trigger_id, d.kind, d.escalated_from) for d in got] == [
-        ("wsgi_p95_latency", DecisionKind.ESCALATED, "performance_degradation")
+    got = _run(ev, source, range(SUSTAIN + 1, 2 * SUSTAIN + 2))
+    assert [(d.trigger_id, d.kind, d.escalated_from, d.time) for d in got] == [
+        ("wsgi_p95_latency", DecisionKind.ESCALATED, "performance_degradation", 2 * SUSTAIN + 1)
     ]
     assert got[0].baseline == P95_BASE and got[0].threshold == 2.0 * P95_BASE
+
+
+def test_a_p95_that_crosses_for_less_than_its_sustain_period_decides_nothing(
+    policy: Policy,
+) -> None:
+    """A shared host's P95 crosses 1.5x for seconds at a time: the rule waits 30 s."""
+    source = FakeSource()
+    source.set(Metric.P95_LATENCY, CRUD, lambda t: (1.8 if t % 40 < SUSTAIN else 1.0) * P95_BASE)
+    ev = Evaluator(policy, _baseline(policy), deployed_at=0.0)
+    assert _run(ev, source, range(0, 400)) == []
+    source.set(Metric.P95_LATENCY, CRUD, 1.8 * P95_BASE)
+    got = _run(ev, source, range(400, 400 + SUSTAIN + 1))
+    assert [(d.trigger_id, d.kind, d.time) for d in got] == [
+        ("performance_degradation", DecisionKind.DEFERRED, 400 + SUSTAIN)
+    ]
 
 
 # --- samples, no data, baselines ------------------------------------------------------
@@ -253,7 +270,8 @@ def test_unusable_baseline_disables_relative_rules_and_says_so(
     assert not any(d.is_rollback() for d in first)
     assert _run(ev, source, range(1, 700, 10)) == []
     source.set(Metric.P95_LATENCY, STREAMING, 100.0)  # other scopes still work
-    assert [d.trigger_id for d in ev.tick(700.0, source)] == ["performance_degradation"]
+    got = _run(ev, source, range(700, 701 + SUSTAIN))
+    assert [d.trigger_id for d in got] == ["performance_degradation"]
 
 
 def test_baseline_capture_reads_scaled_windows_and_checks_samples(policy: Policy) -> None:
@@ -454,8 +472,14 @@ def test_decision_carries_what_the_report_needs(policy: Policy) -> None:
     source = FakeSource()
     source.set(Metric.P95_LATENCY, CRUD, 0.5)
     ev = Evaluator(policy, _baseline(policy), deployed_at=0.0)
-    (d,) = _of(ev.tick(3.0, source), "wsgi_p95_latency")
-    assert (d.time, d.metric, d.scope, d.value, d.samples) == (3.0, "p95_latency", CRUD, 0.5, 1000)
+    (d,) = _of(_run(ev, source, range(3, 4 + SUSTAIN)), "wsgi_p95_latency")
+    assert (d.time, d.metric, d.scope, d.value, d.samples) == (
+        3.0 + SUSTAIN,
+        "p95_latency",
+        CRUD,
+        0.5,
+        1000,
+    )
     assert (d.comparison, d.threshold, d.baseline, d.band) == ("gt", 2 * P95_BASE, P95_BASE, None)
     assert (d.severity, d.action, d.deadline, d.window_s) == (
         "high",
@@ -530,22 +554,21 @@ def test_a_sampled_p95_is_judged_by_the_lower_end_of_its_interval(
     source = IntervalSource(interval=(low, 2.1 * P95_BASE))
     source.set(Metric.P95_LATENCY, CRUD, 1.7 * P95_BASE)
     ev = Evaluator(policy, _baseline(policy), deployed_at=0.0)
-    decided = _of(_run(ev, source, range(0, 30)), "performance_degradation")
+    decided = _of(_run(ev, source, range(0, SUSTAIN + 1)), "performance_degradation")
     assert [d.kind for d in decided] == ([DecisionKind.DEFERRED] if fires else [])
     if fires:
         assert decided[0].value == pytest.approx(1.7 * P95_BASE)  # the point is reported
         assert "80 % interval 181.2 ms-252 ms" in decided[0].message
-    assert _of(_run(ev, source, range(30, 40)), "wsgi_p95_latency") == []  # 2x: not shown
+    later = range(SUSTAIN + 1, 3 * SUSTAIN)
+    assert _of(_run(ev, source, later), "wsgi_p95_latency") == []  # 2x: not shown
 
 
 def test_a_deferred_p95_verdict_clears_when_its_interval_reaches_below(policy: Policy) -> None:
     source = IntervalSource(interval=(1.6 * P95_BASE, 1.9 * P95_BASE))
     source.set(Metric.P95_LATENCY, CRUD, 1.7 * P95_BASE)
     ev = Evaluator(policy, _baseline(policy), deployed_at=0.0)
-    assert [d.kind for d in _of(ev.tick(0.0, source), "performance_degradation")] == [
-        DecisionKind.DEFERRED
-    ]
+    got = _run(ev, source, range(0, SUSTAIN + 1))
+    assert [d.kind for d in _of(got, "performance_degradation")] == [DecisionKind.DEFERRED]
     source.interval = (1.45 * P95_BASE, 1.9 * P95_BASE)  # the point stays at 1.7x
-    assert [d.kind for d in _of(ev.tick(1.0, source), "performance_degradation")] == [
-        DecisionKind.CLEARED
-    ]
+    got = ev.tick(SUSTAIN + 1.0, source)
+    assert [d.kind for d in _of(got, "performance_degradation")] == [DecisionKind.CLEARED]
