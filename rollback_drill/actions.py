@@ -92,7 +92,7 @@ class Result:
     release: str | None = None
     failure_cause: str | None = None
     write_id: str | None = None
-    delayed: bool = False  # the release says it slowed this answer (X-Release-Delay-Ms)
+    delay_s: float | None = None  # the release slowed this answer by this (X-Release-Delay-Ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +132,18 @@ def _result(
         headers.get("x-release"),
         headers.get("x-failure-cause"),
         write_id,
-        "x-release-delay-ms" in headers,
+        _delay_s(headers.get("x-release-delay-ms")),
     )
+
+
+def _delay_s(header: str | None) -> float | None:
+    """``X-Release-Delay-Ms`` in seconds (None when absent or not a number)."""
+    if header is None:
+        return None
+    try:
+        return float(header) / 1000
+    except ValueError:
+        return None
 
 
 def _cookies(response: Response) -> SimpleCookie:

@@ -396,7 +396,7 @@ class LoadGenerator:
                     result.release,
                     result.failure_cause,
                     result.write_id,
-                    result.delayed,
+                    result.delay_s,
                 )
             )
 

@@ -74,7 +74,7 @@ class RequestRecord:
     release: str | None = None
     failure_cause: str | None = None
     write_id: str | None = None
-    delayed: bool = False  # a faulty release marked the answer as slowed on purpose
+    delay_s: float | None = None  # a faulty release slowed this answer on purpose, this long
 
     @property
     def queued_s(self) -> float:
@@ -152,7 +152,7 @@ _Z80: Final = NormalDist().inv_cdf(0.90)  # two-sided 80 %: each end a one-sided
 
 
 class _Bucket:
-    __slots__ = ("causes", "count", "delayed", "hist", "max_us", "outcomes")
+    __slots__ = ("causes", "count", "delayed", "delays", "hist", "max_us", "outcomes")
 
     def __init__(self) -> None:
         self.count = 0
@@ -160,7 +160,8 @@ class _Bucket:
         self.causes = [0, 0]  # db, redis
         self.hist: dict[int, int] = {}
         self.max_us = 0
-        self.delayed: dict[int, int] | None = None  # histogram of the marked-slowed records
+        self.delayed: dict[int, int] | None = None  # latencies of the records slowed on purpose
+        self.delays: dict[int, int] | None = None  # ... and the delays they were slowed by
 
     def merge(self, other: _Bucket) -> None:
         self.count += other.count
@@ -172,11 +173,16 @@ class _Bucket:
         for index, n in other.hist.items():
             hist[index] = hist.get(index, 0) + n
         self.max_us = max(self.max_us, other.max_us)
-        if other.delayed:
-            delayed = self.delayed if self.delayed is not None else {}
-            for index, n in other.delayed.items():
-                delayed[index] = delayed.get(index, 0) + n
-            self.delayed = delayed
+        if other.delayed and other.delays:
+            self.delayed = _added(self.delayed, other.delayed)
+            self.delays = _added(self.delays, other.delays)
+
+
+def _added(into: dict[int, int] | None, counts: dict[int, int]) -> dict[int, int]:
+    into = into if into is not None else {}
+    for index, n in counts.items():
+        into[index] = into.get(index, 0) + n
+    return into
 
 
 def _percentiles(
@@ -211,6 +217,14 @@ def _merge_range(into: _Bucket, buckets: dict[int, _Bucket], lo: int, hi: int, s
         for key, bucket in buckets.items():
             if lo <= key < hi:
                 into.merge(bucket)
+
+
+def _seconds(counts: Mapping[int, int]) -> list[tuple[float, int]]:
+    return [
+        (_HDR.get_highest_equivalent_value(_HDR.get_value_from_index(i)) / 1e6, n)
+        for i, n in sorted(counts.items())
+        if n > 0
+    ]
 
 
 class RecordStore:
@@ -262,10 +276,10 @@ class RecordStore:
                 bucket.causes[1] += 1
             hist = bucket.hist
             hist[index] = hist.get(index, 0) + 1
-            if record.delayed:
-                if bucket.delayed is None:
-                    bucket.delayed = {}
-                bucket.delayed[index] = bucket.delayed.get(index, 0) + 1
+            if record.delay_s is not None:
+                delay_us = min(max(int(record.delay_s * 1_000_000), 1), _HDR_MAX_US)
+                bucket.delayed = _added(bucket.delayed, {index: 1})
+                bucket.delays = _added(bucket.delays, {_HDR.get_counts_array_index(delay_us): 1})
             if latency_us > bucket.max_us:
                 bucket.max_us = latency_us
             self._total += 1
@@ -343,8 +357,8 @@ class RecordStore:
     ) -> list[tuple[float, int]]:
         """The window's latency histogram: (seconds, count) per HdrHistogram bucket, ascending
         (what a drill needs to model a latency distribution, e.g. the baseline's). ``delayed``
-        True keeps only the records a faulty release marked as slowed on purpose, False only
-        the others, None all."""
+        True keeps only the records a faulty release slowed on purpose (``delay_s``), False
+        only the others, None all."""
         merged = self._merged(category, start, end)
         marked = merged.delayed or {}
         if delayed is None:
@@ -353,11 +367,12 @@ class RecordStore:
             counts = marked
         else:
             counts = {i: n - marked.get(i, 0) for i, n in merged.hist.items()}
-        return [
-            (_HDR.get_highest_equivalent_value(_HDR.get_value_from_index(i)) / 1e6, n)
-            for i, n in sorted(counts.items())
-            if n > 0
-        ]
+        return _seconds(counts)
+
+    def delays(self, category: str | None, start: float, end: float) -> list[tuple[float, int]]:
+        """The delays a faulty release reports it added to the window's records it slowed:
+        (seconds, count), ascending."""
+        return _seconds(self._merged(category, start, end).delays or {})
 
     def series(
         self, category: str | None, start: float, end: float, step_s: int = 1

@@ -239,3 +239,15 @@ def test_p95_delay_is_solved_on_the_distribution_including_its_tail() -> None:
     assert releases.weighted_quantile(naive, 0.95) == pytest.approx(0.032, abs=1e-6)
     with pytest.raises(ValueError, match="cannot be reached"):
         releases.p95_delay_ms(0.010, hist)
+
+
+def test_slowed_by_a_delay_distribution_keeps_the_weights_and_spreads_the_slowed_share() -> None:
+    hist = [(0.010, 80.0), (0.020, 20.0)]
+    one = releases.slowed_by(hist, [(0.005, 3.0)], 0.25)
+    assert one == releases.slowed(hist, 0.005, 0.25)
+    spread = releases.slowed_by(hist, [(0.004, 1.0), (0.006, 1.0)], 0.25)
+    assert sum(w for _, w in spread) == pytest.approx(100.0)
+    assert sorted({round(v, 4) for v, _ in spread}) == [0.010, 0.014, 0.016, 0.020, 0.024, 0.026]
+    assert releases.weighted_quantile(spread, 0.5) == releases.weighted_quantile(one, 0.5)
+    with pytest.raises(ValueError, match="no delays"):
+        releases.slowed_by(hist, [], 0.25)

@@ -118,4 +118,6 @@ def test_slowed_answers_and_only_they_carry_the_delay_header(defects: Any) -> No
     )
     mw = defects.ReleaseDefects(lambda request: {})
     answers = [mw(Request(p)) for p in ("/api/sessions/",) * 4 + ("/api/models/",)]
-    assert [a.get("X-Release-Delay-Ms") for a in answers] == [None, "1", None, "1", None]
+    marks = [a.get("X-Release-Delay-Ms") for a in answers]
+    assert [m is not None for m in marks] == [False, True, False, True, False]
+    assert all(float(m) >= 1.0 for m in marks if m is not None)  # what the sleep really took

@@ -82,7 +82,7 @@ def make_app(knobs: Knobs) -> web.Application:
             return web.json_response({"error": "boom"}, status=500, headers=headers)
         response = await handler(request)
         if knobs.mark_every and knobs.counter % knobs.mark_every == 0:
-            response.headers["X-Release-Delay-Ms"] = "5"
+            response.headers["X-Release-Delay-Ms"] = "5.25"
         return response
 
     async def login(request: web.Request) -> web.Response:
@@ -497,6 +497,8 @@ def test_answers_the_release_marks_as_slowed_are_recorded_as_delayed() -> None:
     gen = asyncio.run(scenario())
     hist = gen.store.histogram(Category.CRUD, 0, time.time() + 10, delayed=True)
     assert sum(n for _, n in hist) == 10  # 40 requests, every 4th marked
+    delays = gen.store.delays(Category.CRUD, 0, time.time() + 10)
+    assert [(round(v * 1000, 2), n) for v, n in delays] == [(5.25, 10)]
 
 
 def test_spin_sends_no_request_before_its_slot_and_misses_none() -> None:

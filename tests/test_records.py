@@ -183,10 +183,10 @@ def test_histogram_of_a_window_is_ascending_and_counts_every_record() -> None:
 
 def test_histogram_splits_the_records_a_release_marked_as_slowed(tmp_path: Path) -> None:
     store = RecordStore(journal=tmp_path / "records.jsonl")
-    marks = ((5, False), (5, False), (45, True), (7, False), (47, True))
-    for i, (ms, marked) in enumerate(marks):
-        store.append(dataclasses.replace(rec(T0 + 0.1 + i * 0.1, ms / 1000), delayed=marked))
-    store.append(dataclasses.replace(rec(T0 + 70, 0.045), delayed=True))  # another minute
+    marks = ((5, None), (5, None), (45, 0.040), (7, None), (47, 0.041))
+    for i, (ms, delay) in enumerate(marks):
+        store.append(dataclasses.replace(rec(T0 + 0.1 + i * 0.1, ms / 1000), delay_s=delay))
+    store.append(dataclasses.replace(rec(T0 + 70, 0.045), delay_s=0.04))  # another minute
     store._compact(T0 + 200)  # the marks survive compaction to minutes
 
     def ms(delayed: bool | None) -> list[tuple[float, int]]:
@@ -196,7 +196,9 @@ def test_histogram_splits_the_records_a_release_marked_as_slowed(tmp_path: Path)
     assert ms(None) == [(5, 2), (7, 1), (45, 1), (47, 1)]
     assert ms(True) == [(45, 1), (47, 1)]
     assert ms(False) == [(5, 2), (7, 1)]
+    delays = store.delays("crud", T0, T0 + 1)
+    assert [(round(v * 1000), n) for v, n in delays] == [(40, 1), (41, 1)]
     store.close()
-    assert [r.delayed for r in read_records(tmp_path / "records.jsonl")] == [
+    assert [r.delay_s for r in read_records(tmp_path / "records.jsonl")] == [
         m for _, m in marks
-    ] + [True]
+    ] + [0.04]

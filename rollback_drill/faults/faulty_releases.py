@@ -269,7 +269,20 @@ def weighted_quantile(weighted: Histogram, q: float) -> float:
 
 def slowed(hist: Histogram, delay_s: float, share: float) -> list[tuple[float, float]]:
     """The distribution ``hist`` becomes when exactly ``share`` of it is ``delay_s`` slower."""
-    return [(v, (1 - share) * n) for v, n in hist] + [(v + delay_s, share * n) for v, n in hist]
+    return slowed_by(hist, [(delay_s, 1)], share)
+
+
+def slowed_by(
+    hist: Histogram, delays: Sequence[tuple[float, float]], share: float
+) -> list[tuple[float, float]]:
+    """The distribution ``hist`` becomes when exactly ``share`` of it is slowed by a delay
+    drawn from the distribution ``delays`` ((seconds, weight) pairs)."""
+    total = sum(w for _, w in delays)
+    if total <= 0:
+        raise ValueError("no delays to slow by")
+    out = [(v, (1 - share) * n) for v, n in hist]
+    out += [(v + d, share * n * w / total) for v, n in hist for d, w in delays]
+    return out
 
 
 def p95_delay_ms(target_s: float, hist: Histogram, *, share: float = 0.10) -> float:

@@ -14,7 +14,8 @@ Configured by ``/app/release_defect.json`` (written into the release when it is 
   server closes the socket with 1011 after ``after_messages`` replies.
 - ``slow``: the new async code awaits ``delay_ms`` before serving exactly ``share`` (default:
   all) of the requests of ``paths`` (every 1/share-th one); their answers carry
-  ``X-Release-Delay-Ms`` (a drill tells the slowed requests from the others by it).
+  ``X-Release-Delay-Ms``, how long the wait really took (a drill tells the slowed requests
+  from the others by it).
 - ``leak``: every request keeps ``step_mb`` in a process-wide list that is never freed, until
   the container's memory use (as ``docker stats`` counts it: usage minus inactive file cache)
   reaches ``cap_ratio`` of its memory limit -- the size the new response cache was (wrongly)
@@ -26,6 +27,7 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 from arena.asgi import application as app
@@ -89,8 +91,9 @@ async def application(scope, receive, send):
     slow = CONF.get("slow")
     slowed = kind == "http" and slow and scope["path"].startswith(tuple(slow["paths"]))
     if slowed and _pick("slow", slow.get("share", 1.0)):  # counted on the slow paths only
+        started = time.perf_counter()
         await asyncio.sleep(slow["delay_ms"] / 1000.0)
-        send = _marking(send, f"{slow['delay_ms']:g}")
+        send = _marking(send, f"{(time.perf_counter() - started) * 1000:.3f}")
     drop = CONF.get("ws_drop")
     if kind == "websocket" and drop and _pick("ws", drop["share"]):
         send = _dropping(send, int(drop.get("after_messages", 1)))

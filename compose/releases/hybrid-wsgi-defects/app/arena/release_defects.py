@@ -16,8 +16,9 @@ Configured by ``/app/release_defect.json`` (written into the release when it is 
   redirect to its login page).
 - ``slow``: a blocking call of ``delay_ms`` on exactly ``share`` of the requests of ``paths``
   (default: all of them) -- the new code path some requests take. Their answers carry
-  ``X-Release-Delay-Ms``, so a drill can tell the slowed requests from the others in one
-  window (and model what the slowdown alone makes of the P95).
+  ``X-Release-Delay-Ms``: how long the slow call really took (the sleep, its oversleep and
+  the wait for the GIL after it), so a drill can tell the slowed requests from the others in
+  one window and model what the slowdown alone makes of the P95.
 - ``cache``: the new key scheme salts the model catalogue's cache key on ``miss_share`` of the
   catalogue requests, so those lookups always miss (and write keys nobody reads again).
 """
@@ -98,7 +99,9 @@ class ReleaseDefects:
             self.slow and path.startswith(tuple(self.slow["paths"])) and self.slow_share.pick()
         )
         if delayed:
+            started = time.perf_counter()
             time.sleep(self.slow["delay_ms"] / 1000.0)
+            delayed = time.perf_counter() - started
         if self.fail and path.startswith(tuple(self.fail["paths"])) and self.fail_share.pick():
             kind = self.fail["kind"]
             if kind == "auth":
@@ -117,7 +120,7 @@ class ReleaseDefects:
         finally:
             _salted.on = False
         if delayed:
-            response["X-Release-Delay-Ms"] = f"{self.slow['delay_ms']:g}"
+            response["X-Release-Delay-Ms"] = f"{delayed * 1000:.3f}"
         return response
 
 
