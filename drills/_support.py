@@ -253,6 +253,7 @@ def check_p95_level(
     measured: list[float] = []
     shares: list[float] = []
     overslept: list[float] = []
+    slowed_p50: list[str] = []  # the marked requests' own median vs the model's for them
     ready = since + window_s + 1.0
     for _ in range(windows):
         sleep_until(ready)
@@ -267,6 +268,11 @@ def check_p95_level(
         share = marked / total
         model = releases.slowed_by(unmarked, delays, share)
         overslept.append(statistics.median(d for d, n in delays for _ in range(n)))
+        marked_p50 = releases.weighted_quantile(
+            run.store.histogram(category, start, now, delayed=True), 0.50
+        )
+        model_p50 = releases.weighted_quantile(releases.slowed_by(unmarked, delays, 1.0), 0.50)
+        slowed_p50.append(f"{marked_p50 * 1000:.2f}/{model_p50 * 1000:.2f}")
         shares.append(share)
         injected.append(releases.weighted_quantile(model, 0.95) / base)
         measured.append(p95.value / base)
@@ -277,6 +283,7 @@ def check_p95_level(
     record_property("marked_shares", [round(x, 4) for x in shares])
     record_property("median_delay_ms", [round(x * 1000, 3) for x in overslept])
     record_property("set_delay_ms", round(slow.delay_ms, 3))
+    record_property("slowed_p50_ms_measured_vs_model", slowed_p50)
     record_property("baseline_p95_ms", round(base * 1000, 2))
     record_property("target_factor", slow.factor)
     # the release slows exactly SLOWED of the requests (a shared counter); a window's edges
