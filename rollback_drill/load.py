@@ -172,7 +172,6 @@ class LoadGenerator:
         self._workers: list[asyncio.Task[None]] = []
         self._sleepers: set[asyncio.Future[None]] = set()
         self._timer: PreciseTimer | None = None
-        self._spin_s = 0.0
         self._t0 = 0.0
         self._t_end = math.inf
         self._wall_offset = 0.0
@@ -227,7 +226,6 @@ class LoadGenerator:
             await self._http.close()
             raise
         self._timer = PreciseTimer.create() if cfg.precise_timer else None
-        self._spin_s = cfg.spin_s
         self._t0 = time.perf_counter()
         self._wall_offset = time.time() - self._t0
         if duration_s is not None:
@@ -335,7 +333,7 @@ class LoadGenerator:
         early timer (uvloop rounds timers to whole milliseconds)."""
         loop = asyncio.get_running_loop()
         timer = self._timer
-        spin = self._spin_s
+        spin = self.config.spin_s
         wake = due - spin
         while self._stopped_at is None and (delay := wake - time.perf_counter()) > 0:
             if timer is not None:

@@ -169,9 +169,7 @@ class _Bucket:
             self.outcomes[i] += n
         self.causes[0] += other.causes[0]
         self.causes[1] += other.causes[1]
-        hist = self.hist
-        for index, n in other.hist.items():
-            hist[index] = hist.get(index, 0) + n
+        _added(self.hist, other.hist)
         self.max_us = max(self.max_us, other.max_us)
         if other.delayed and other.delays:
             self.delayed = _added(self.delayed, other.delayed)

@@ -95,13 +95,11 @@ class ReleaseDefects:
 
     def __call__(self, request):
         path = request.path
-        delayed = bool(
-            self.slow and path.startswith(tuple(self.slow["paths"])) and self.slow_share.pick()
-        )
-        if delayed:
+        delay_s = None  # how long the slow call really took, when this request made it
+        if self.slow and path.startswith(tuple(self.slow["paths"])) and self.slow_share.pick():
             started = time.perf_counter()
             time.sleep(self.slow["delay_ms"] / 1000.0)
-            delayed = time.perf_counter() - started
+            delay_s = time.perf_counter() - started
         if self.fail and path.startswith(tuple(self.fail["paths"])) and self.fail_share.pick():
             kind = self.fail["kind"]
             if kind == "auth":
@@ -119,8 +117,8 @@ class ReleaseDefects:
             response = self.get_response(request)
         finally:
             _salted.on = False
-        if delayed:
-            response["X-Release-Delay-Ms"] = f"{delayed * 1000:.3f}"
+        if delay_s is not None:
+            response["X-Release-Delay-Ms"] = f"{delay_s * 1000:.3f}"
         return response
 
 
