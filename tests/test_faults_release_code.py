@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+import time
 import types
 from pathlib import Path
 from typing import Any
@@ -121,3 +122,23 @@ def test_slowed_answers_and_only_they_carry_the_delay_header(defects: Any) -> No
     marks = [a.get("X-Release-Delay-Ms") for a in answers]
     assert [m is not None for m in marks] == [False, True, False, True, False]
     assert all(float(m) >= 1.0 for m in marks if m is not None)  # what the sleep really took
+
+
+def test_the_slow_call_comes_after_the_view(defects: Any) -> None:
+    """The view runs unslowed; the delay sits between its answer and the response."""
+    defects.CONFIG.write_text(
+        json.dumps({"slow": {"delay_ms": 20, "share": 1.0, "paths": ["/api/sessions/"]}})
+    )
+    viewed: list[float] = []
+
+    def view(request: Any) -> dict[str, str]:
+        viewed.append(time.perf_counter())
+        return {}
+
+    mw = defects.ReleaseDefects(view)
+    started = time.perf_counter()
+    answer = mw(Request("/api/sessions/"))
+    returned = time.perf_counter()
+    assert viewed[0] - started < 0.015  # not behind the 20 ms sleep
+    assert returned - viewed[0] >= 0.020
+    assert float(answer["X-Release-Delay-Ms"]) >= 20.0
