@@ -33,6 +33,10 @@ DEFERRED = frozenset({DecisionKind.DEFERRED})
 # 10 % that end (~P91 of a 6-s window of ~48 streams) reached into the unslowed requests and
 # the streaming release took ~11 s to detect (5.0 and 5.6 s with 20 %).
 SLOWED = 0.20
+# check_p95_level: a window whose unslowed requests alone read a P95 above this multiple of
+# the baseline is a stack slowed by something else than the release (the plan's own
+# "performance degradation" multiple).
+UNSTEADY = 1.5
 
 
 def hybrid(run: DrillRun) -> None:
@@ -247,6 +251,14 @@ def check_p95_level(
     The marked share must be the release's share (a release that slowed other requests than
     it says is a failed injection), and a median over several windows keeps one stalled
     window from deciding the comparison.
+
+    A window in which the unslowed requests alone have a P95 above ``UNSTEADY`` x the
+    baseline is not a window of "the stack plus the slowdown": something else slowed the
+    whole stack (a stalled host; 2 of 3 windows of one run read the unslowed CRUD P95 at
+    ~3x), and there the model's premise fails -- a request sleeping through a stall loses
+    less than the sum of the two, so the measured level read 5-7 % under the model. Such a
+    window is recorded (``unsteady_windows``) and another is read in its place, at most
+    ``windows`` more; fewer than ``windows`` steady ones fail the check.
     """
     category, base = slow.category, slow.base
     injected: list[float] = []
@@ -254,17 +266,25 @@ def check_p95_level(
     shares: list[float] = []
     median_delays: list[float] = []
     slowed_p50: list[str] = []  # the marked requests' own median vs the model's for them
+    unsteady: list[float] = []  # the unslowed P95 of each skipped window, x baseline
     ready = since + window_s + 1.0
-    for _ in range(windows):
+    for _ in range(2 * windows):
+        if len(injected) == windows:
+            break
         sleep_until(ready)
         now = time.time()
         start = now - window_s
+        ready = now + window_s
         p95 = run.source.read(Metric.P95_LATENCY, Scope.category(category), window_s, now)
         unmarked = run.store.histogram(category, start, now, delayed=False)
         delays = run.store.delays(category, start, now)  # as the release really slept them
         marked = sum(n for _, n in delays)
         total = marked + sum(n for _, n in unmarked)
         assert p95.has_value and p95.value is not None and marked, "no steady reading"
+        unslowed = releases.weighted_quantile(unmarked, 0.95) / base
+        if unslowed > UNSTEADY:
+            unsteady.append(round(unslowed, 3))
+            continue
         share = marked / total
         model = releases.slowed_by(unmarked, delays, share)
         median_delays.append(releases.weighted_quantile(delays, 0.50))
@@ -276,9 +296,13 @@ def check_p95_level(
         shares.append(share)
         injected.append(releases.weighted_quantile(model, 0.95) / base)
         measured.append(p95.value / base)
-        ready = now + window_s
     record_property(
         "level_windows", [f"{i:.3f}/{m:.3f}" for i, m in zip(injected, measured, strict=True)]
+    )
+    record_property("unsteady_windows", unsteady)
+    assert len(injected) == windows, (
+        f"the stack was not steady: the unslowed {category} requests' P95 was above "
+        f"{UNSTEADY}x the baseline in {len(unsteady)} of {len(unsteady) + len(injected)} windows"
     )
     record_property("marked_shares", [round(x, 4) for x in shares])
     record_property("median_delay_ms", [round(x * 1000, 3) for x in median_delays])

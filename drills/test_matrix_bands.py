@@ -193,7 +193,10 @@ def test_p95_1_5_to_2x_baseline_is_evaluate_in_10_minutes(
     drill_run: DrillRun, record_property: RecordProperty
 ) -> None:
     run = drill_run
-    slow = slow_release(run, "crud", 1.75)
+    # 1.7x, below the band's middle: on the hybrid stack the unslowed CRUD requests run ~4 %
+    # slower than on the pre-hybrid baseline (median of 84 level windows, sessions 4-6; 10 of
+    # them > +10 %), and the upper edge is where a wrong "immediate rollback" lies.
+    slow = slow_release(run, "crud", 1.7)
     with faulty_release(run, slow.fault, "crud") as first:
         origin = origin_of(run, slow.fault, first.at)
         found = detect(
