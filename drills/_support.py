@@ -33,9 +33,11 @@ DEFERRED = frozenset({DecisionKind.DEFERRED})
 # the streaming release took ~11 s to detect (5.0 and 5.6 s with 20 %).
 SLOWED = 0.20
 # check_p95_level: a window whose unslowed requests alone read a P95 above this multiple of
-# the baseline is a stack slowed by something else than the release (the plan's own
-# "performance degradation" multiple).
-UNSTEADY = 1.5
+# the baseline is a stack slowed by something else than the release -- by itself past the
+# plan's rollback multiple for P95. (1.5x skipped 4 of 6 windows of one run whose readings
+# matched their models within 2 %: the hybrid stack's unslowed CRUD P95 reads 1.5-1.8x its
+# pre-hybrid baseline for stretches, with no stall.)
+UNSTEADY = 2.0
 
 
 def hybrid(run: DrillRun) -> None:
@@ -254,9 +256,10 @@ def check_p95_level(
 
     A window in which the unslowed requests alone have a P95 above ``UNSTEADY`` x the
     baseline is not a window of "the stack plus the slowdown": something else slowed the
-    whole stack (a stalled host; 2 of 3 windows of one run read the unslowed CRUD P95 at
-    ~3x), and there the model's premise fails -- a request sleeping through a stall loses
-    less than the sum of the two, so the measured level read 5-7 % under the model. Such a
+    whole stack (a stalled host; in 2 of 3 windows of one run the model itself read ~4.6x
+    for a 2.5x release), and there the model's premise fails -- a request sleeping through
+    a stall loses less than the sum of the two, so the measured level read 5-7 % under the
+    model. Such a
     window is recorded (``unsteady_windows``) and another is read in its place, at most
     ``windows`` more; fewer than ``windows`` steady ones fail the check.
     """
