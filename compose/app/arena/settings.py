@@ -89,9 +89,21 @@ TEMPLATES = [
     },
 ]
 
-# Under ASGI every request runs its sync code in a fresh thread, so persistent
-# connections would pile up: they are only kept under gunicorn's fixed threads.
-_default_conn_max_age = 0 if APP_SERVER == "asgi" else 60
+# gunicorn's threads are fixed: each keeps its connection (CONN_MAX_AGE). Under uvicorn the
+# sync ORM calls run in threads that come and go, so persistent connections would pile up, and
+# without any reuse every stream and WebSocket connect opened its own connection: a fork and a
+# SCRAM handshake in PostgreSQL each time (postgres CPU ~3x that of the pre-hybrid stack at the
+# drills' default load). uvicorn draws from Django's connection pool (psycopg_pool) instead;
+# with CONN_HEALTH_CHECKS Django has the pool check each connection on checkout, so a backend
+# that PostgreSQL terminated is replaced, not handed out.
+_db_options: dict = {"connect_timeout": env_int("POSTGRES_CONNECT_TIMEOUT", 2)}
+if APP_SERVER == "asgi" and env_bool("DB_POOL", True):
+    _db_options["pool"] = {
+        "min_size": env_int("DB_POOL_MIN_SIZE", 2),
+        "max_size": env_int("DB_POOL_MAX_SIZE", 8),
+        # a dead database must give a fast 503, as connect_timeout does for a direct connect
+        "timeout": env_int("POSTGRES_CONNECT_TIMEOUT", 2),
+    }
 
 DATABASES = {
     "default": {
@@ -101,10 +113,11 @@ DATABASES = {
         "NAME": env("POSTGRES_DB", "arena_production"),
         "USER": env("POSTGRES_USER", "arena_user"),
         "PASSWORD": env("POSTGRES_PASSWORD"),
-        "CONN_MAX_AGE": env_int("CONN_MAX_AGE", _default_conn_max_age),
+        # no persistent connections under uvicorn (Django refuses them beside a pool)
+        "CONN_MAX_AGE": env_int("CONN_MAX_AGE", 0 if APP_SERVER == "asgi" else 60),
         "CONN_HEALTH_CHECKS": True,
         # A dead database must give a fast 503, not a hung worker.
-        "OPTIONS": {"connect_timeout": env_int("POSTGRES_CONNECT_TIMEOUT", 2)},
+        "OPTIONS": _db_options,
     }
 }
 
