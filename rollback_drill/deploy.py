@@ -1,7 +1,8 @@
 """Deploying a release onto the running stack — the step the rollback plan guards against.
 
 A deployment is real: the release's commit is checked out in the run's workspace, the app
-images are rebuilt, the new containers started and awaited healthy, migrations applied, and
+images are rebuilt, migrations applied (by the new image, before its code serves), the new
+containers started and awaited healthy, and
 nginx's configuration replaced the way an operator would (copied into the container, checked
 with ``nginx -t``, reloaded). A configuration that fails ``nginx -t`` is never loaded: the
 running nginx keeps serving the old one.
@@ -15,11 +16,21 @@ from rollback_drill.stack import Stack
 from rollback_drill.wait import wait_for
 
 CANDIDATE_SUFFIX = ".candidate"
+SERVING = "new containers serving"
+"""Journal name of the moment a deployment's new app containers are all up (healthy unless
+deployed with ``wait=False``) and the old ones gone: a defect in the app is live from then."""
 
 
-def migrate(stack: Stack) -> CommandResult:
+def migrate(stack: Stack, *, new_image: bool = False) -> CommandResult:
+    """``manage.py migrate`` in the running WSGI container, or (``new_image``) in a one-off
+    container of the freshly built image, before any container of it serves."""
     t = stack.target
-    return stack.exec(t.services.wsgi, *t.manage, "migrate", "--noinput", timeout=180)
+    cmd = (*t.manage, "migrate", "--noinput")
+    if new_image:
+        return stack.compose.check(
+            "run", "--rm", "--no-deps", "-T", t.services.wsgi, *cmd, timeout=180
+        )
+    return stack.exec(t.services.wsgi, *cmd, timeout=180)
 
 
 def ensure_users(stack: Stack) -> CommandResult:
@@ -111,10 +122,15 @@ def deploy_release(
         commit = stack.workspace.checkout(release)
         step.data["commit"] = commit
         stack.compose.check("build", *app_services, timeout=timeout_s)
+        # Schema before code: a release's migrations only add (columns with a database default,
+        # indexes), so the running code keeps working on the new schema, and the new code never
+        # meets the old one -- migrated after the rolling update, the new containers answered
+        # 500 ("column ... does not exist") for the ~6 s until the migration had run.
+        with stack.journal.step("deploy", "migrate", release=release):
+            migrate(stack, new_image=True)
         for service in app_services:
             rolling_update(stack, service, timeout_s=timeout_s, wait=wait)
-        with stack.journal.step("deploy", "migrate", release=release):
-            migrate(stack)
+        stack.journal.event("deploy", SERVING, release=release)
         install_nginx_conf(stack, t.paths.nginx_release_conf)
         return commit
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from rollback_drill.deploy import SERVING
 from rollback_drill.errors import FaultError
 from rollback_drill.faults import faulty_releases as releases
 from rollback_drill.faults.base import Effect
@@ -85,8 +86,10 @@ def test_apply_deploys_the_faulty_release_and_revert_the_good_one(
     def deploy(tag: str) -> None:
         deployed.append(tag)
         workspace.checkout(tag)
-        with stack.journal.step("deploy", tag), stack.journal.step("deploy", "migrate"):
-            pass
+        with stack.journal.step("deploy", tag):
+            with stack.journal.step("deploy", "migrate"):
+                pass
+            stack.journal.event("deploy", SERVING)
 
     fault = FaultyRelease(
         stack,
@@ -98,8 +101,8 @@ def test_apply_deploys_the_faulty_release_and_revert_the_good_one(
     fault.after_revert = lambda: hooks.append("after")
     fault.apply()
     fault.apply()
-    migrate = next(e for e in stack.journal.events if e.name == "migrate")
-    assert fault.live_at == migrate.wall  # the new containers served from then
+    serving = next(e for e in stack.journal.events if e.name == SERVING)
+    assert fault.live_at == serving.wall  # the new containers served from then
     assert fault.verify_effect().seen
     fault.revert()
     fault.revert()

@@ -14,8 +14,9 @@ A drill whose stack is thrown away afterwards (or whose rollback replaced the re
 ``abandon()`` instead: the end is journaled, nothing is redeployed.
 
 ``live_at``: a defect in the app containers serves from the moment the new containers are
-healthy (the deploy's ``migrate`` step starts then); a defect behind nginx's routing (ASGI
-paths, the nginx config itself, a migration) is live when the deployment finished.
+healthy and the old ones gone (the deploy's ``SERVING`` event); a defect behind nginx's
+routing (ASGI paths, the nginx config itself, a migration) is live when the deployment
+finished.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from rollback_drill.deploy import current_release, deploy_release
+from rollback_drill.deploy import SERVING, current_release, deploy_release
 from rollback_drill.errors import FaultError
 from rollback_drill.faults.base import BaseFault, Effect
 from rollback_drill.journal import Journal
@@ -157,9 +158,8 @@ class FaultyRelease(BaseFault):
         self._deploy(self.release)
         if self.live_from == "deployed":
             return None
-        # the deploy's "migrate" step starts once the new containers are healthy and serving
         for ev in journal.events[before:]:
-            if ev.kind == "deploy" and ev.name == "migrate" and ev.data.get("phase") == "start":
+            if ev.kind == "deploy" and ev.name == SERVING:
                 return ev.wall
         return None
 

@@ -56,8 +56,8 @@ def stream(request):
         return error(400, f"0 <= n <= {MAX_EVENTS} and 0 <= interval_ms <= {MAX_INTERVAL_MS}")
     if isinstance(request, ASGIRequest):
         # The events need no database. Django would keep the connection that
-        # the login check opened until the last event: hundreds of open
-        # streams would exhaust PostgreSQL's connection slots.
+        # the login check took until the last event: a few open streams would
+        # drain the connection pool. Closing hands it back to the pool.
         connection.close()
         generate = _aevents
     else:
