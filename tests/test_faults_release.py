@@ -87,8 +87,6 @@ def test_apply_deploys_the_faulty_release_and_revert_the_good_one(
         deployed.append(tag)
         workspace.checkout(tag)
         with stack.journal.step("deploy", tag):
-            with stack.journal.step("deploy", "migrate"):
-                pass
             stack.journal.event("deploy", SERVING)
 
     fault = FaultyRelease(

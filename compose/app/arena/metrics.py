@@ -16,6 +16,11 @@ from prometheus_client import (
     multiprocess,
 )
 
+# A process not started by bin/wsgi or bin/asgi (a one-off `manage.py` container: a
+# deployment's migrate step, run from the new image before it serves) finds no directory yet.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
 REQUESTS = Counter("app_requests", "HTTP responses by status and server", ["status", "served_by"])
 DB_ERRORS = Counter("app_db_errors", "Requests failed by a lost PostgreSQL connection")
 REDIS_ERRORS = Counter("app_redis_errors", "Requests failed by a lost Redis connection")

@@ -96,13 +96,15 @@ TEMPLATES = [
 # drills' default load). uvicorn draws from Django's connection pool (psycopg_pool) instead;
 # with CONN_HEALTH_CHECKS Django has the pool check each connection on checkout, so a backend
 # that PostgreSQL terminated is replaced, not handed out.
-_db_options: dict = {"connect_timeout": env_int("POSTGRES_CONNECT_TIMEOUT", 2)}
+# A dead database must give a fast 503, not a hung worker: the same bound on a direct connect
+# and on a wait for a pooled connection.
+_db_timeout_s = env_int("POSTGRES_CONNECT_TIMEOUT", 2)
+_db_options: dict = {"connect_timeout": _db_timeout_s}
 if APP_SERVER == "asgi" and env_bool("DB_POOL", True):
     _db_options["pool"] = {
         "min_size": env_int("DB_POOL_MIN_SIZE", 2),
         "max_size": env_int("DB_POOL_MAX_SIZE", 8),
-        # a dead database must give a fast 503, as connect_timeout does for a direct connect
-        "timeout": env_int("POSTGRES_CONNECT_TIMEOUT", 2),
+        "timeout": _db_timeout_s,
     }
 
 DATABASES = {
@@ -116,7 +118,6 @@ DATABASES = {
         # no persistent connections under uvicorn (Django refuses them beside a pool)
         "CONN_MAX_AGE": env_int("CONN_MAX_AGE", 0 if APP_SERVER == "asgi" else 60),
         "CONN_HEALTH_CHECKS": True,
-        # A dead database must give a fast 503, not a hung worker.
         "OPTIONS": _db_options,
     }
 }
