@@ -8,6 +8,7 @@ ASGI reuses pooled PostgreSQL connections instead of opening one per request.
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import psycopg
@@ -37,6 +38,13 @@ def sessions_established(stack: Stack) -> int:
         ).fetchone()
     assert row is not None
     return int(row[0])
+
+
+def postgres_setting(stack: Stack, name: str) -> str:
+    with psycopg.connect(stack.postgres_dsn(), connect_timeout=5) as conn:
+        row = conn.execute("SELECT setting FROM pg_settings WHERE name = %s", (name,)).fetchone()
+    assert row is not None, name
+    return str(row[0])
 
 
 def first_model_id(client: AppClient) -> int:
@@ -77,6 +85,8 @@ def test_pre_hybrid_then_hybrid_routing(fresh_stack: Stack) -> None:
         ):
             client.ws_echo("hello")
         assert "0011" not in " ".join(applied_migrations(stack, "ai_model"))
+        # the reference PostgreSQL commits without fsync unless asked (the compose file: why)
+        assert postgres_setting(stack, "fsync") == os.environ.get("POSTGRES_FSYNC", "off")
 
         # --- deploy hybrid ----------------------------------------------------------------------
         commit = deploy_release(stack, nxt)
