@@ -63,6 +63,25 @@ def mix_share(run: DrillRun, *categories: Category) -> float:
     return sum(weights.get(c, 0) for c in categories) / sum(weights.values())
 
 
+# A P95 from n samples is the order statistic of rank 0.95 n, give or take 1.96 sqrt(0.0475 n)
+# ranks (95 %): at 144 samples -- a 6 s window's CRUD requests at the default load and time
+# scale -- anywhere from P91.4 to P98.6, wider on a latency tail than the 1.5-2x band itself;
+# at 500, P93.1-P96.9.
+P95_BAND_SAMPLES = 500
+
+
+def resolve_p95_band(run: DrillRun, rule_id: str, category: Category) -> None:
+    """Compress the plan's time less for this drill (before its baseline), so that one window
+    of ``rule_id`` holds ``P95_BAND_SAMPLES`` requests of ``category`` at the run's load once
+    the hybrid serves. Sessions 5-8 ran the 1.5-2x band on 6 s windows: of 10 runs aimed at
+    1.7-1.75x, the first window read 1.64-2.21x and 3 went past 2x."""
+    rule = run.policy.rule(rule_id)
+    per_s = run.rate * mix_share(run, category)
+    compression = rule.window_s * per_s / P95_BAND_SAMPLES
+    if compression < run.policy.time_scale:
+        run.policy = run.policy.scaled(max(1.0, compression))
+
+
 def wsgi_share(run: DrillRun) -> float:
     """Share of the requests passing a WSGI path the share faults act on (CRUD, the auth
     check, the admin)."""
@@ -193,6 +212,8 @@ def test_p95_1_5_to_2x_baseline_is_evaluate_in_10_minutes(
     drill_run: DrillRun, record_property: RecordProperty
 ) -> None:
     run = drill_run
+    resolve_p95_band(run, "performance_degradation", Category.CRUD)
+    record_property("time_scale", run.policy.time_scale)
     # 1.7x, below the band's middle: on the hybrid stack the unslowed CRUD requests run ~4 %
     # slower than on the pre-hybrid baseline (median of 84 level windows, sessions 4-6; 10 of
     # them > +10 %), and the upper edge is where a wrong "immediate rollback" lies.
