@@ -214,10 +214,11 @@ def test_p95_1_5_to_2x_baseline_is_evaluate_in_10_minutes(
     run = drill_run
     resolve_p95_band(run, "performance_degradation", Category.CRUD)
     record_property("time_scale", run.policy.time_scale)
-    # 1.7x, below the band's middle: on the hybrid stack the unslowed CRUD requests run ~4 %
-    # slower than on the pre-hybrid baseline (median of 84 level windows, sessions 4-6; 10 of
-    # them > +10 %), and the upper edge is where a wrong "immediate rollback" lies.
-    slow = slow_release(run, "crud", 1.7)
+    # Aimed at 1.6x so as to land mid-band (1.73x): the slowed release slows the requests it
+    # does not mark too (the stack with the slowdown, the injected level, read 1.77-1.86x in
+    # the two session-8 runs aimed at 1.7x on 21 s windows; median 1.87x over 18 windows of
+    # sessions 5-7), and the upper edge is where a wrong "immediate rollback" lies.
+    slow = slow_release(run, "crud", 1.6)
     with faulty_release(run, slow.fault, "crud") as first:
         origin = origin_of(run, slow.fault, first.at)
         found = detect(
