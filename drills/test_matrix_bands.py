@@ -214,9 +214,9 @@ def test_p95_1_5_to_2x_baseline_is_evaluate_in_10_minutes(
     run = drill_run
     resolve_p95_band(run, "performance_degradation", Category.CRUD)
     record_property("time_scale", run.policy.time_scale)
-    # Aimed at 1.6x so as to land mid-band (1.73x): the slowed release slows the requests it
-    # does not mark too (the stack with the slowdown, the injected level, read 1.77-1.86x in
-    # the two session-8 runs aimed at 1.7x on 21 s windows; median 1.87x over 18 windows of
+    # Aimed at 1.6x: the slowed release slows the requests it does not mark too (the stack
+    # with the slowdown, the injected level, read 1.68-1.86x in two session-8 runs aimed at
+    # 1.7x on 21 s windows, and 1.62-1.65x in one at 1.6x; median 1.87x over 18 windows of
     # sessions 5-7), and the upper edge is where a wrong "immediate rollback" lies.
     slow = slow_release(run, "crud", 1.6)
     with faulty_release(run, slow.fault, "crud") as first:
