@@ -11,7 +11,8 @@ commit waits for an ``fdatasync`` of the WAL, and on a VM's shared disk those st
 then; with it off, the commit still ``write()``s the WAL before it returns.
 
 Both containers carry the suite's labels (``rollback-drill cleanup`` finds them), publish only
-on 127.0.0.1, and are removed with their volumes at the end, also after an error or Ctrl-C.
+on 127.0.0.1, and whatever carries the bench's run label is removed at the end, volumes
+included, also after an error or Ctrl-C.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ import docker
 import psycopg
 from docker.models.containers import Container
 
+from rollback_drill.errors import EnvironmentProblem
+from rollback_drill.stack import LABEL, RUN_LABEL, docker_client, sweep_run
 from rollback_drill.wait import wait_for
 
 IMAGE = "rollback-drill/postgres:bookworm"
@@ -42,7 +45,7 @@ def _start(client: docker.DockerClient, run: str, fsync: str, password: str) -> 
         command=["-c", f"fsync={fsync}"],
         detach=True,
         name=f"rbd-{run}-pg-fsync-{fsync}",
-        labels={"io.rollback-drill": "1", "io.rollback-drill.run": run},
+        labels={LABEL: "1", RUN_LABEL: run},
         environment={
             "POSTGRES_USER": "bench",
             "POSTGRES_PASSWORD": password,
@@ -115,10 +118,13 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=20.0, help="commits per second per server")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    client = docker.from_env()
+    try:
+        client = docker_client()
+    except EnvironmentProblem as exc:
+        raise SystemExit(f"commit_stalls: {exc}") from None
     run = f"bench-commit-{secrets.token_hex(4)}"
     password = secrets.token_hex(12)
-    containers = []
+    containers: list[Container] = []
     try:
         conns = {}
         for fsync in ("on", "off"):
@@ -146,8 +152,7 @@ def main() -> int:
         for conn in conns.values():
             conn.close()
     finally:
-        for container in containers:
-            container.remove(force=True, v=True)
+        sweep_run(client, run)  # also a container created but never started
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from typing import Any
 
 import psycopg
 import pytest
@@ -30,21 +31,21 @@ def applied_migrations(stack: Stack, app: str) -> list[str]:
     return [r[0] for r in rows]
 
 
+def one_value(stack: Stack, sql: str, *params: object) -> Any:
+    with psycopg.connect(stack.postgres_dsn(), connect_timeout=5) as conn:
+        row = conn.execute(sql, params).fetchone()
+    assert row is not None, sql
+    return row[0]
+
+
 def sessions_established(stack: Stack) -> int:
     """PostgreSQL's count of sessions ever established to the app's database (PG >= 14)."""
-    with psycopg.connect(stack.postgres_dsn(), connect_timeout=5) as conn:
-        row = conn.execute(
-            "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
-        ).fetchone()
-    assert row is not None
-    return int(row[0])
+    sql = "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+    return int(one_value(stack, sql))
 
 
 def postgres_setting(stack: Stack, name: str) -> str:
-    with psycopg.connect(stack.postgres_dsn(), connect_timeout=5) as conn:
-        row = conn.execute("SELECT setting FROM pg_settings WHERE name = %s", (name,)).fetchone()
-    assert row is not None, name
-    return str(row[0])
+    return str(one_value(stack, "SELECT setting FROM pg_settings WHERE name = %s", name))
 
 
 def first_model_id(client: AppClient) -> int:
