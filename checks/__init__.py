@@ -1,5 +1,5 @@
 """The plan's validation checklist and success criteria as named checks with evidence."""
 
-from checks.base import CheckResult, require
+from rollback_drill.checks.base import CheckResult, require
 
 __all__ = ["CheckResult", "require"]

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import psycopg
 import redis
 
-from checks.base import CheckResult
 from rollback_drill.baseline import Baseline
+from rollback_drill.checks.base import CheckResult
 from rollback_drill.client import AppClient
 from rollback_drill.metrics import Scope, ScopeKind
 from rollback_drill.monitor import ERROR_OUTCOMES

@@ -20,7 +20,7 @@ from typing import Any
 
 import psycopg
 
-from checks.base import CheckResult
+from rollback_drill.checks.base import CheckResult
 from rollback_drill.ledger import Ledger, WriteAck, WriteKind, content_checksum
 
 __all__ = ["StoredWrite", "loss_window", "no_acked_write_lost", "read_stored_writes"]

@@ -25,6 +25,9 @@ from rollback_drill.faults.probes import ProbeLoop, SecurityProbe, integrity_pro
 from rollback_drill.metrics import Metric, Scope
 from rollback_drill.signals.app_metrics import AppMetricsCollector
 
+RecordProperty = Callable[[str, object], None]
+"""pytest's ``record_property`` fixture (it exports no type for it)."""
+
 ROLLBACK = frozenset({DecisionKind.ROLLBACK, DecisionKind.ESCALATED})
 DEFERRED = frozenset({DecisionKind.DEFERRED})
 # Share of requests a slow release slows. The P95 lands among them (about their 75th

@@ -17,6 +17,8 @@ import pytest
 from rollback_drill.decisions import Decision, DecisionKind
 from rollback_drill.drill import DrillRun
 
+from ._support import RecordProperty
+
 pytestmark = [pytest.mark.full, pytest.mark.nightly]
 
 SOAK_S = 600.0  # "a 10-minute healthy run under the default load" (wall time, not scaled)
@@ -43,7 +45,7 @@ def observe_healthy(run: DrillRun, observe_s: float) -> list[Decision]:
 
 
 def test_healthy_hybrid_deployment_fires_nothing(
-    drill_run: DrillRun, record_property: pytest.RecordProperty
+    drill_run: DrillRun, record_property: RecordProperty
 ) -> None:
     run = drill_run
     observe_s = run.policy.scale(300)  # five plan minutes after the deployment
@@ -57,7 +59,7 @@ def test_healthy_hybrid_deployment_fires_nothing(
 
 @pytest.mark.nightly
 def test_healthy_soak_ten_minutes_zero_decisions(
-    drill_run: DrillRun, record_property: pytest.RecordProperty
+    drill_run: DrillRun, record_property: RecordProperty
 ) -> None:
     run = drill_run
     run.policy = run.policy.scaled(1.0)  # before the baseline: the plan's own windows

@@ -14,12 +14,18 @@ the probes run against a healthy hybrid deployment.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import pytest
 
-from drills._support import (
+from rollback_drill.drill import DrillRun
+from rollback_drill.faults import CrashProcess, StopContainers, TicketSpike, injected
+from rollback_drill.faults import faulty_releases as releases
+from rollback_drill.metrics import Scope
+from rollback_drill.traffic import Category
+
+from ._support import (
     ROLLBACK,
+    RecordProperty,
     app_cache_hit_rate,
     assert_no_decision,
     baseline_value,
@@ -35,17 +41,11 @@ from drills._support import (
     steady_reading,
     window,
 )
-from rollback_drill.drill import DrillRun
-from rollback_drill.faults import CrashProcess, StopContainers, TicketSpike, injected
-from rollback_drill.faults import faulty_releases as releases
-from rollback_drill.metrics import Scope
-from rollback_drill.traffic import Category
 
 pytestmark = [pytest.mark.full, pytest.mark.nightly]
 
 CRUD = Scope.category("crud")
 EVERYWHERE = Scope.everywhere()
-RecordProperty = Callable[[str, object], None]
 
 
 def quiet_period(run: DrillRun, rule_id: str) -> float:

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from checks.base import CheckResult, require
-from fixtures.rollback import MIN_WRITES, RollbackDrill, assert_served
+from rollback_drill.checks.base import CheckResult, require
 from rollback_drill.compose import CommandResult
 from rollback_drill.defects import evidence_of
+from rollback_drill.fixtures.rollback import MIN_WRITES, RollbackDrill, assert_served
 from rollback_drill.lock import DeploymentLock
 from rollback_drill.plan_scripts import Finding, diagnose, run_script, script_env
 from rollback_drill.rollback import SUCCESS_CRITERION_S, RollbackResult

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.rollback import RollbackDrill, assert_served
 from rollback_drill.backup import take_backups
 from rollback_drill.client import AppClient
 from rollback_drill.deploy import guarded_deploy
 from rollback_drill.errors import BackupError, LockHeld, RollbackError
+from rollback_drill.fixtures.rollback import RollbackDrill, assert_served
 from rollback_drill.lock import DeploymentLock
 from rollback_drill.stack import Stack
 

@@ -14,11 +14,11 @@ import time
 import psycopg
 import pytest
 
-from checks.base import CheckResult, require
-from checks.data import loss_window, no_acked_write_lost
-from fixtures.rollback import MIN_WRITES, RollbackDrill, assert_served
+from rollback_drill.checks.base import CheckResult, require
+from rollback_drill.checks.data import loss_window, no_acked_write_lost
 from rollback_drill.deploy import guarded_deploy
 from rollback_drill.errors import LockHeld
+from rollback_drill.fixtures.rollback import MIN_WRITES, RollbackDrill, assert_served
 from rollback_drill.lock import DeploymentLock
 from rollback_drill.rollback import RollbackResult
 from rollback_drill.stack import Stack

@@ -11,11 +11,24 @@ own pace (restarts, a sustained memory reading).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import pytest
 
-from drills._support import (
+from rollback_drill.drill import DrillRun
+from rollback_drill.faults import (
+    CrashProcess,
+    PostgresConnectionExhaustion,
+    RedisConnectionExhaustion,
+    StopContainers,
+    TicketSpike,
+    injected,
+)
+from rollback_drill.faults import faulty_releases as releases
+from rollback_drill.metrics import Scope
+from rollback_drill.traffic import Category
+
+from ._support import (
+    RecordProperty,
     app_cache_hit_rate,
     baseline_value,
     check_level,
@@ -30,25 +43,12 @@ from drills._support import (
     steady_reading,
     window,
 )
-from rollback_drill.drill import DrillRun
-from rollback_drill.faults import (
-    CrashProcess,
-    PostgresConnectionExhaustion,
-    RedisConnectionExhaustion,
-    StopContainers,
-    TicketSpike,
-    injected,
-)
-from rollback_drill.faults import faulty_releases as releases
-from rollback_drill.metrics import Scope
-from rollback_drill.traffic import Category
 
 pytestmark = [pytest.mark.full, pytest.mark.nightly]
 
 CRUD = Scope.category("crud")
 STREAMING = Scope.category("streaming")
 WEBSOCKET = Scope.category("websocket")
-RecordProperty = Callable[[str, object], None]
 
 
 # ---- critical ------------------------------------------------------------------------------

@@ -34,11 +34,10 @@ from pathlib import Path
 
 import pytest
 
-from checks.base import CheckResult, require
-from checks.checklist import run_checklist
-from checks.data import no_acked_write_lost
-from drills._support import sleep_until, slow_release
 from rollback_drill.announce import FileSink
+from rollback_drill.checks.base import CheckResult, require
+from rollback_drill.checks.checklist import run_checklist
+from rollback_drill.checks.data import no_acked_write_lost
 from rollback_drill.decisions import Decision, DecisionKind
 from rollback_drill.defects import DefectLog
 from rollback_drill.drill import DrillRun
@@ -47,6 +46,8 @@ from rollback_drill.faults.release import FaultyRelease
 from rollback_drill.report import DrillSummary
 from rollback_drill.rollback import RollbackContext, run_rollback
 from rollback_drill.rollback.budgets import sequence_budget_s
+
+from ._support import RecordProperty, sleep_until, slow_release
 
 pytestmark = [pytest.mark.full, pytest.mark.nightly]
 
@@ -62,7 +63,7 @@ def whole_drill(
     plan_defects: DefectLog,
     report_dir: Path,
     record: DrillSummary,
-    record_property: pytest.RecordProperty,
+    record_property: RecordProperty,
     deferred: bool = False,
 ) -> list[CheckResult]:
     run.capture_baseline()

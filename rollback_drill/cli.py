@@ -6,6 +6,9 @@ images carrying the ``io.rollback-drill.run`` label and nothing else, and the ru
 unless ``--all`` is given; ``--run ID`` narrows it to the named runs.
 ``check-policy PATH`` and ``check-target PATH`` validate a policy or a target (with the machine:
 Docker, Compose, the host ports the target pins) and change nothing.
+``drill --target PATH [-m MARKERS] [PYTEST ARGS...]`` runs the drills shipped in the package
+(``rollback_drill.drills``) with pytest from the current directory, JUnit and the drill report
+written under ``reports/`` there.
 Every error is one line and a distinct exit status (see :mod:`rollback_drill.errors`).
 """
 
@@ -101,6 +104,34 @@ def check_target(path: Path) -> list[str]:
     ]
 
 
+def drill_args(
+    target: Path, marker: str, report_dir: Path, junitxml: Path | None, extra: Sequence[str]
+) -> list[str]:
+    """The pytest command line that runs the shipped drills against ``target`` from here.
+
+    The team's own ini files are left out (``-c`` names the package's): the drills run with
+    the settings they are written for, whatever the repository's pytest configuration says."""
+    import rollback_drill
+
+    package = Path(rollback_drill.__file__).parent
+    junit = junitxml or report_dir / f"junit-{marker.replace(' ', '-') or 'all'}.xml"
+    return [
+        "-c",
+        str(package / "drills.ini"),
+        "--rootdir",
+        str(Path.cwd()),
+        "--pyargs",
+        "rollback_drill.drills",
+        "--drill-target",
+        str(target.resolve()),
+        "--drill-report-dir",
+        str(report_dir / "drill"),
+        f"--junitxml={junit}",
+        *(["-m", marker] if marker else []),
+        *extra,
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rollback-drill", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -113,8 +144,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     policy.add_argument("path", type=Path)
     target = sub.add_parser("check-target", help="validate a target and this machine for it")
     target.add_argument("path", type=Path)
-    args = parser.parse_args(argv)
+    drill = sub.add_parser(
+        "drill",
+        help="run the shipped drills against a target (pytest; extra arguments go to pytest)",
+    )
+    drill.add_argument("--target", type=Path, required=True, help="the target file (YAML)")
+    drill.add_argument("-m", dest="marker", default="quick", help="marker expression (quick)")
+    drill.add_argument(
+        "--report-dir", type=Path, default=Path("reports"), help="where reports go (reports/)"
+    )
+    drill.add_argument("--junitxml", type=Path, default=None, help="JUnit file")
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "drill":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
+        if args.command == "drill":
+            import pytest
+
+            load_target(args.target)  # a bad target is one line, before pytest starts
+            argv_ = drill_args(args.target, args.marker, args.report_dir, args.junitxml, extra)
+            return int(pytest.main(argv_))
         if args.command == "cleanup":
             removed = cleanup(all_runs=args.all, only=args.run)
             for item in removed:

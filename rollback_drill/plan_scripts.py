@@ -20,11 +20,10 @@ from rollback_drill.backup import COMMIT_FILE
 from rollback_drill.compose import CommandResult, run_command
 from rollback_drill.defects import evidence_of
 from rollback_drill.stack import Stack
-from rollback_drill.target import REPO_ROOT
 
 __all__ = ["SCRIPTS_DIR", "Finding", "diagnose", "run_script", "script_env"]
 
-SCRIPTS_DIR = REPO_ROOT / "scripts"
+SCRIPTS_DIR = Path(__file__).with_name("scripts")  # the repository's scripts/, shipped inside
 PLAN_BACKUP_DIR = "plan-backups"  # host directory standing in for the plan's /backups
 
 

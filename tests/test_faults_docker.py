@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from fixtures.stack import running_stack
 from rollback_drill.client import AppClient
 from rollback_drill.deploy import current_release, deploy_release
 from rollback_drill.faults import (
@@ -30,6 +29,7 @@ from rollback_drill.faults import (
     StopContainers,
 )
 from rollback_drill.faults import faulty_releases as releases
+from rollback_drill.fixtures.stack import running_stack
 from rollback_drill.journal import Journal
 from rollback_drill.stack import RUN_LABEL, Stack
 from rollback_drill.target import Target

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from paths import REFERENCE_TARGET, REPO_ROOT
 
 from rollback_drill.deploy import SERVING
 from rollback_drill.errors import FaultError
@@ -18,7 +19,7 @@ from rollback_drill.faults import faulty_releases as releases
 from rollback_drill.faults.base import Effect
 from rollback_drill.faults.release import DEFECT_FILE, FaultyRelease, build_release
 from rollback_drill.journal import Journal
-from rollback_drill.target import REPO_ROOT, Target, load_target
+from rollback_drill.target import Target, load_target
 from rollback_drill.workspace import RELEASE_FILE, Workspace, create_workspace
 
 COMPOSE = REPO_ROOT / "compose"
@@ -26,7 +27,7 @@ COMPOSE = REPO_ROOT / "compose"
 
 @pytest.fixture
 def target() -> Target:
-    return load_target()
+    return load_target(REFERENCE_TARGET)
 
 
 @pytest.fixture

@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 import redis
-
-from rollback_drill.target import REPO_ROOT
+from paths import REPO_ROOT
 
 MODULE = REPO_ROOT / "compose/releases/hybrid-wsgi-defects/app/arena/release_defects.py"
 

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from paths import REFERENCE_TARGET
 
 from rollback_drill.compose import CommandResult
 from rollback_drill.plan_scripts import SCRIPTS_DIR, diagnose, script_source
@@ -64,7 +65,7 @@ def test_rollback_full_as_written_prints_usage_whatever_it_is_given() -> None:
 
 
 def _stack() -> Any:
-    return SimpleNamespace(target=load_target())
+    return SimpleNamespace(target=load_target(REFERENCE_TARGET))
 
 
 def test_diagnose_reads_the_backup_name_defect() -> None:

@@ -9,7 +9,7 @@ import pytest
 pytest_plugins = ["pytester"]
 
 PROBE = """
-from fixtures.options import setting
+from rollback_drill.fixtures.options import setting
 
 def test_probe(pytestconfig):
     print("RATE", setting(pytestconfig, "drill_load_rate"))
@@ -21,7 +21,7 @@ def test_probe(pytestconfig):
 @pytest.fixture
 def probe(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent.parent))
-    pytester.makeconftest('pytest_plugins = ["fixtures.options"]')
+    pytester.makeconftest('pytest_plugins = ["rollback_drill.fixtures.options"]')
     pytester.makepyfile(test_probe=PROBE)
     return pytester
 

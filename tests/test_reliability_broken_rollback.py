@@ -21,8 +21,8 @@ pytestmark = [pytest.mark.docker, pytest.mark.nightly, NEEDS_DOCKER, pytest.mark
 
 BROKEN = '''
 """A config-only rollback of a defect in the WSGI code."""
-from checks.base import require
-from drills.test_whole_drills import whole  # noqa: F401  (the fixture)
+from rollback_drill.checks.base import require
+from rollback_drill.drills.test_whole_drills import whole  # noqa: F401  (the fixture)
 from rollback_drill.faults import faulty_releases as releases
 
 

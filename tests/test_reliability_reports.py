@@ -16,11 +16,15 @@ SECRET = "Xq7-s3cr3t-pa55w0rd-4f9c2a"
 
 CONFTEST = f"""
 import pytest
-from fixtures.stack import JOURNAL
+from rollback_drill.fixtures.stack import JOURNAL
 from rollback_drill.errors import PolicyError
 from rollback_drill.journal import Journal
 
-pytest_plugins = ["fixtures.options", "fixtures.stack", "fixtures.outcomes"]
+pytest_plugins = [
+    "rollback_drill.fixtures.options",
+    "rollback_drill.fixtures.stack",
+    "rollback_drill.fixtures.outcomes",
+]
 SECRET = {SECRET!r}
 
 @pytest.fixture(autouse=True)

@@ -2,12 +2,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from paths import REFERENCE_TARGET
+
 from rollback_drill.target import load_target
 from rollback_drill.workspace import RELEASE_FILE, create_workspace
 
 
 def test_releases_are_commits_and_previous_is_checked_out(tmp_path: Path) -> None:
-    target = load_target()
+    target = load_target(REFERENCE_TARGET)
     ws = create_workspace(target, run_id="unit0001", base=tmp_path)
     try:
         assert ws.project == "rbd-unit0001"
@@ -30,7 +32,7 @@ def test_releases_are_commits_and_previous_is_checked_out(tmp_path: Path) -> Non
 
 
 def test_each_workspace_gets_fresh_secrets(tmp_path: Path) -> None:
-    target = load_target()
+    target = load_target(REFERENCE_TARGET)
     a = create_workspace(target, base=tmp_path)
     b = create_workspace(target, base=tmp_path)
     try:

@@ -54,7 +54,9 @@ class Effect:
 @runtime_checkable
 class Fault(Protocol):
     name: str
-    family: Family
+
+    @property
+    def family(self) -> Family: ...
 
     @property
     def params(self) -> Mapping[str, Any]: ...

@@ -34,7 +34,7 @@ Probe = Callable[[], int]
 
 def integrity_probe(dsn: str, ledger: Ledger) -> Probe:
     """Findings = acknowledged writes missing from the database or not intact."""
-    from checks.data import no_acked_write_lost
+    from rollback_drill.checks.data import no_acked_write_lost
 
     def run() -> int:
         if not ledger.acked():
