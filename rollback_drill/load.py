@@ -17,6 +17,15 @@ lean protocol client; inside the whole generator aiohttp came out at 0.7-1.0x Lo
 FastHttpUser per core, short of the 1.5x goal, the lean client well above it. The generator
 runs on whatever event loop the caller has; uvloop is an optional speed-up.
 
+Deadlines: a request still unanswered ``LoadConfig.deadline_s`` (:data:`DEADLINE_S`, 2 s)
+after its scheduled time -- plus, for a stream, the time its events take by design -- has
+failed, whether or not the client has given up yet (``timeout_s``, 10 s). The generator keeps
+its outstanding requests (in flight, or due and queued for a worker) in an
+:class:`~rollback_drill.records.Outstanding` registered with the store, which counts every
+overdue one as a provisional ``timeout`` in its windows until the final record replaces it: a
+stack that stops answering shows in the monitor's windows from the deadline on, not ten seconds
+later. ``deadline_s=None`` switches this off.
+
 Timing: on Linux each slot is awaited on a ``timerfd`` (:mod:`rollback_drill.timer`), not the
 event loop's millisecond timers, whose lateness (P95 ~1.5 ms on uvloop at 200 req/s) counted
 into every latency measured from the schedule. ``precise_timer`` says which one a run used.
@@ -45,13 +54,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Final
 from urllib.parse import urlsplit
 
 from rollback_drill.actions import Actions, ActionSettings
 from rollback_drill.errors import TargetError
 from rollback_drill.http1 import Http1Pool
 from rollback_drill.ledger import Ledger
-from rollback_drill.records import RecordStore, RequestRecord
+from rollback_drill.records import Outstanding, RecordStore, RequestRecord
 from rollback_drill.timer import PreciseTimer
 from rollback_drill.traffic import (
     CRUD_WEIGHTS,
@@ -65,7 +75,15 @@ from rollback_drill.traffic import (
     Mix,
 )
 
-__all__ = ["LoadConfig", "LoadGenerator", "LoadStats", "require_loopback"]
+__all__ = ["DEADLINE_S", "LoadConfig", "LoadGenerator", "LoadStats", "require_loopback"]
+
+# How long after its scheduled time a request may stay unanswered before it counts as failed
+# (``LoadConfig.deadline_s``). Far above a healthy stack's slowest answers -- its P95 is
+# ~20 ms, and the worst stall seen on this project's CI VMs (an fdatasync, CHANGELOG) held
+# a commit 1 s -- and short of the shortest window that judges a total outage: the policy's
+# `service_unavailable` 30 s, 3 s at the quick drills' time scale 10, whose decision must
+# come within 5 s of a stack that stops answering (the window, its 1-s buckets, a tick).
+DEADLINE_S: Final = 2.0
 
 
 def require_loopback(base_url: str) -> str:
@@ -111,6 +129,19 @@ class LoadConfig:
     # price is the CPU of the spin (~19 % of a core at 200 req/s with 1 ms). Off by default:
     # on a drill host that CPU belongs to the stack under test.
     spin_s: float = 0.0
+    # a request unanswered this long after its scheduled time (a stream: plus its events'
+    # own duration) counts as a timeout at once, not only at ``timeout_s``; None: off
+    deadline_s: float | None = DEADLINE_S
+
+    def deadline(self, category: Category) -> float | None:
+        """Seconds after its scheduled time by which a request of ``category`` must have ended:
+        what the conversation takes by design on an instant stack (a stream: its events'
+        intervals; an HTTP request or a WebSocket's echoes: nothing) plus ``deadline_s``."""
+        if self.deadline_s is None:
+            return None
+        if category is Category.STREAMING:
+            return self.stream_events * self.stream_interval_ms / 1000 + self.deadline_s
+        return self.deadline_s
 
     def __post_init__(self) -> None:
         require_loopback(self.base_url)
@@ -122,6 +153,8 @@ class LoadConfig:
             raise ValueError("max_concurrency and virtual_users must be >= 1")
         if self.timeout_s <= 0 or self.connect_timeout_s <= 0:
             raise ValueError("timeouts must be > 0")
+        if self.deadline_s is not None and not (0 < self.deadline_s < math.inf):
+            raise ValueError(f"deadline_s must be > 0 s (or None: off), not {self.deadline_s!r}")
         admin_wanted = (
             self.weights.get(Category.ADMIN, 0) > 0 and Category.ADMIN not in self.disabled
         )
@@ -175,7 +208,7 @@ class LoadGenerator:
         self._t0 = 0.0
         self._t_end = math.inf
         self._wall_offset = 0.0
-        self._next_slot = 0
+        self._pending = Outstanding(0.0, self._interval, config.max_concurrency, {}, math.inf)
         self._sent = 0
         self._completed = 0
         self._skipped = 0
@@ -230,8 +263,21 @@ class LoadGenerator:
         self._wall_offset = time.time() - self._t0
         if duration_s is not None:
             self._t_end = self._t0 + duration_s
+        if cfg.deadline_s is not None:
+            deadlines: dict[str, float] = {
+                c: d for c in Category if (d := cfg.deadline(c)) is not None
+            }
+            pending = self._pending = Outstanding(
+                self._t0 + self._wall_offset,
+                self._interval,
+                cfg.max_concurrency,
+                deadlines,
+                cfg.deadline_s,
+            )
+            pending.end = self._t_end + self._wall_offset
+            self.store.track(pending)
         self._workers = [
-            asyncio.create_task(self._worker(), name=f"load-worker-{n}")
+            asyncio.create_task(self._worker(n), name=f"load-worker-{n}")
             for n in range(cfg.max_concurrency)
         ]
 
@@ -247,6 +293,8 @@ class LoadGenerator:
         if self._stopped_at is None:
             self._stopped_at = time.perf_counter()
             self._t_end = min(self._t_end, self._stopped_at)
+            self._pending.backlog = False  # never sent now: unsent, not the stack's failures
+            self._pending.end = self._t_end + self._wall_offset
         for sleeper in list(self._sleepers):
             if not sleeper.done():
                 sleeper.set_result(None)
@@ -260,6 +308,7 @@ class LoadGenerator:
             errors = [e for e in outcomes if isinstance(e, Exception)]
         else:
             errors = []
+        self.store.untrack(self._pending)
         if self._http is not None:
             await self._http.close()
         if self._timer is not None:
@@ -354,17 +403,19 @@ class LoadGenerator:
             while self._stopped_at is None and perf() < due:
                 await asyncio.sleep(0)
 
-    async def _worker(self) -> None:
+    async def _worker(self, n: int) -> None:
         actions = self._actions
         assert actions is not None
         store = self.store
         perf = time.perf_counter
+        pending = self._pending  # the store reads it: see Outstanding for the write order
+        sending = pending.sending
         while True:
-            slot = self._next_slot
+            slot = pending.claimed
             due = self._t0 + slot * self._interval
             if due >= self._t_end:
                 return
-            self._next_slot = slot + 1
+            pending.claimed = slot + 1
             await self._sleep_until(due)
             if self._stopped_at is not None:  # stop() sends nothing new, not even the backlog
                 return
@@ -372,6 +423,7 @@ class LoadGenerator:
             if category is None:
                 self._skipped += 1
                 continue
+            sending[n] = (slot, category)
             started = perf()
             queued = started - due
             if queued > self._max_queued:
@@ -379,6 +431,7 @@ class LoadGenerator:
             self._sent += 1
             result = await actions.run(category)
             ended = perf()
+            sending[n] = None  # before the record: a reader may miss it once, never count it twice
             self._completed += 1
             offset = self._wall_offset
             store.append(

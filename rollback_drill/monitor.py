@@ -5,6 +5,11 @@ load generator's record store, the signal collectors and the drill's probes (int
 security findings). :class:`Monitor` ticks the evaluator on a thread, keeps every decision
 with its wall-clock time, journals it, and lets a drill wait for the first decision of a kind.
 
+A request-based reading (error rate, P95, ...) counts the load's requests still unanswered
+past their deadline as timeouts from that deadline on (``records.Outstanding``): a stack that
+stops answering fills ``service_unavailable``'s window with failures within seconds, not after
+the client's 10-s timeout.
+
 Clocks: the record store and the evaluator use wall-clock epoch seconds; the collectors use
 monotonic seconds, converted through their shared :class:`~rollback_drill.signals.series.Clock`.
 """

@@ -13,6 +13,20 @@ Time keys: a record is filed under its *completion* time (``ended``, epoch secon
 the outcome became knowable. Windows are half-open ``[start, end)`` and widened outwards to whole
 buckets. Its ``latency_s`` is measured from the *scheduled* send time (no coordinated omission).
 
+Unanswered requests: a request still outstanding past its *deadline* (what
+:class:`Outstanding` says, filled by the load generator) is already a failure, not only once the
+client gives up (the request timeout, 10 s). A window query counts it as a *provisional*
+``timeout`` filed under its deadline -- the moment that outcome became knowable, as a completed
+record is filed under ``ended`` -- if the deadline has passed by the time of the query
+(``now``). Its latency is its lower bound ``now - scheduled``: the request can only take longer,
+so a window's P95 with provisional records is a lower bound of the true one, never an
+overestimate. The provisional record lives in no bucket: it is computed at each query from the
+generator's state, and once the request ends the final record (whatever its outcome, filed under
+``ended``) replaces it. Requests due but not sent yet (every worker busy) are outstanding too,
+with the plain HTTP deadline; their category is drawn only at send time, so they count in the
+all-categories window only. ``WindowStats.overdue`` says how many of a window's requests are
+provisional.
+
 Every record can also be streamed to a JSON-lines journal (``journal=path``) and read back with
 :func:`read_records` -- e.g. to replay a run into a fresh store.
 """
@@ -22,6 +36,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -120,6 +135,9 @@ class WindowStats:
     max_s: float | None = None
     p95_low_s: float | None = None  # the P95's 80 % interval (see _stats)
     p95_high_s: float | None = None
+    # of ``count``: requests still unanswered past their deadline, counted as provisional
+    # timeouts at their lower-bound latency (see the module docstring)
+    overdue: int = 0
 
     def share(self, *outcomes: Outcome) -> float:
         if not self.count:
@@ -152,10 +170,11 @@ _Z80: Final = NormalDist().inv_cdf(0.90)  # two-sided 80 %: each end a one-sided
 
 
 class _Bucket:
-    __slots__ = ("causes", "count", "delayed", "delays", "hist", "max_us", "outcomes")
+    __slots__ = ("causes", "count", "delayed", "delays", "hist", "max_us", "outcomes", "overdue")
 
     def __init__(self) -> None:
         self.count = 0
+        self.overdue = 0  # provisional timeouts (only in a query's merged bucket)
         self.outcomes = [0] * len(_OUTCOMES)
         self.causes = [0, 0]  # db, redis
         self.hist: dict[int, int] = {}
@@ -225,11 +244,96 @@ def _seconds(counts: Mapping[int, int]) -> list[tuple[float, int]]:
     ]
 
 
+def _latency_index(latency_s: float) -> tuple[int, int]:
+    """(microseconds clamped to the histogram's range, its HdrHistogram counts index)."""
+    latency_us = min(max(int(latency_s * 1_000_000), 1), _HDR_MAX_US)
+    return latency_us, _HDR.get_counts_array_index(latency_us)
+
+
+class Outstanding:
+    """The requests one load generator has due but not answered yet, readable by the store.
+
+    The generator (one event-loop thread) writes it without a lock, one plain attribute or
+    list-item store at a time (atomic under the GIL); :class:`RecordStore` reads it under its
+    own lock at each window query. Slot ``k`` is scheduled at ``t0 + k * interval`` (epoch s).
+
+    - ``claimed``: slots taken by a worker so far (taken slots may still lie in the future);
+      due slots from ``claimed`` on are *queued*: every worker is busy;
+    - ``sending[w]``: ``(slot, category)`` of worker ``w``'s request in flight, None when idle;
+      the generator sets it after taking the slot and clears it *before* appending the final
+      record;
+    - ``deadlines``: seconds after its scheduled time by which a request of a category must have
+      ended (``queue_deadline_s`` for a queued one, whose category is not drawn yet);
+    - ``end``: no slot is due at or after this (the run's duration, or its stop);
+      ``backlog`` False once the generator stopped: its queue will never be sent.
+
+    The write orders make every race with a reader err one way: a request just taken (between
+    ``claimed`` and ``sending``) or just answered (between clearing ``sending`` and its record)
+    may be missing from one query; it is never counted twice.
+    """
+
+    __slots__ = (
+        "backlog",
+        "claimed",
+        "deadlines",
+        "end",
+        "interval",
+        "queue_deadline_s",
+        "sending",
+        "t0",
+    )
+
+    def __init__(
+        self,
+        t0: float,
+        interval: float,
+        workers: int,
+        deadlines: Mapping[str, float],
+        queue_deadline_s: float,
+    ) -> None:
+        self.t0 = t0
+        self.interval = interval
+        self.claimed = 0
+        self.sending: list[tuple[int, str] | None] = [None] * workers
+        self.deadlines = dict(deadlines)
+        self.queue_deadline_s = queue_deadline_s
+        self.end = math.inf
+        self.backlog = True
+
+    def overdue(self, category: str | None, lo: float, hi: float, now: float) -> Iterator[float]:
+        """Scheduled times (epoch s) of the requests of ``category`` (None: all, queued ones
+        included) still outstanding at ``now`` whose deadline lies in ``[lo, min(hi, now)]``."""
+        claimed = self.claimed  # first: a request taken after this read counts as queued
+        t0, interval = self.t0, self.interval
+        for entry in list(self.sending):
+            if entry is None:
+                continue
+            slot, cat = entry
+            if slot >= claimed or (category is not None and cat != category):
+                continue
+            scheduled = t0 + slot * interval
+            deadline = scheduled + self.deadlines.get(cat, self.queue_deadline_s)
+            if lo <= deadline < hi and deadline <= now:
+                yield scheduled
+        if category is not None or not self.backlog:
+            return
+        wait = self.queue_deadline_s
+        due = math.ceil((min(now, self.end) - t0) / interval)  # slots scheduled before then
+        first = max(claimed, math.floor((lo - wait - t0) / interval))
+        last = min(due, math.ceil((min(hi, now) - wait - t0) / interval) + 1)
+        for slot in range(first, last):
+            scheduled = t0 + slot * interval
+            deadline = scheduled + wait
+            if lo <= deadline < hi and deadline <= now and scheduled < self.end:
+                yield scheduled
+
+
 class RecordStore:
     """Thread-safe store of request outcomes, queried by time window; bounded memory.
 
     ``append`` is cheap (called from the generator's event loop); ``window``/``series`` may be
-    called from any thread (the monitor).
+    called from any thread (the monitor). A generator registers its :class:`Outstanding`
+    requests with ``track``; window queries then count the overdue ones (module docstring).
     """
 
     BUCKET_S: Final = 1
@@ -248,6 +352,7 @@ class RecordStore:
         self._compacted_until = -1
         self._latest = -1
         self._total = 0
+        self._tracked: list[Outstanding] = []
         self._journal: IO[str] | None = (
             open(journal, "a", encoding="utf-8") if journal is not None else None  # noqa: SIM115
         )
@@ -256,8 +361,7 @@ class RecordStore:
 
     def append(self, record: RequestRecord) -> None:
         second = int(record.ended)
-        latency_us = min(max(int(record.latency_s * 1_000_000), 1), _HDR_MAX_US)
-        index = _HDR.get_counts_array_index(latency_us)
+        latency_us, index = _latency_index(record.latency_s)
         cause = record.failure_cause
         with self._lock:
             buckets = self._fine.get(record.category)
@@ -291,6 +395,18 @@ class RecordStore:
     def extend(self, records: Iterable[RequestRecord]) -> None:
         for record in records:
             self.append(record)
+
+    def track(self, outstanding: Outstanding) -> None:
+        """Count ``outstanding``'s overdue requests in every window query until ``untrack``."""
+        with self._lock:
+            self._tracked.append(outstanding)
+
+    def untrack(self, outstanding: Outstanding) -> None:
+        """Forget a generator's outstanding requests (it stopped; those it abandoned leave no
+        record, as before)."""
+        with self._lock:
+            if outstanding in self._tracked:
+                self._tracked.remove(outstanding)
 
     def _compact(self, before: int) -> None:
         """Merge 1-s buckets older than ``before`` (rounded down to a minute) into 60-s ones."""
@@ -335,11 +451,17 @@ class RecordStore:
             keys += [s for b in self._coarse.values() for s in b]
         return (float(min(keys)), float(max(keys))) if keys else None
 
-    def window(self, category: str | None, start: float, end: float) -> WindowStats:
-        """Stats of records of ``category`` (None: all) that completed in ``[start, end)``."""
-        return self._stats(category, start, end, self._merged(category, start, end))
+    def window(
+        self, category: str | None, start: float, end: float, *, now: float | None = None
+    ) -> WindowStats:
+        """Stats of records of ``category`` (None: all) that completed in ``[start, end)``,
+        and of the requests still outstanding at ``now`` (default: the wall clock) whose
+        deadline passed in it, as provisional timeouts (module docstring)."""
+        return self._stats(category, start, end, self._merged(category, start, end, now))
 
-    def _merged(self, category: str | None, start: float, end: float) -> _Bucket:
+    def _merged(
+        self, category: str | None, start: float, end: float, now: float | None = None
+    ) -> _Bucket:
         lo, hi = math.floor(start), math.ceil(end)
         merged = _Bucket()
         with self._lock:
@@ -348,7 +470,26 @@ class RecordStore:
                 _merge_range(merged, self._fine.get(cat, {}), lo, hi, 1)
                 first_minute = lo - lo % self.COARSE_S
                 _merge_range(merged, self._coarse.get(cat, {}), first_minute, hi, self.COARSE_S)
+            if self._tracked:
+                self._add_overdue(merged, category, lo, hi, time.time() if now is None else now)
         return merged
+
+    def _add_overdue(
+        self, into: _Bucket, category: str | None, lo: int, hi: int, now: float
+    ) -> None:
+        """Fold the overdue requests into ``into`` as timeouts of latency ``now - scheduled``
+        (their lower bound). Under the lock, like the buckets they join."""
+        timeout = _OUTCOME_INDEX[Outcome.TIMEOUT]
+        hist = into.hist
+        for outstanding in self._tracked:
+            for scheduled in outstanding.overdue(category, lo, hi, now):
+                latency_us, index = _latency_index(now - scheduled)
+                into.count += 1
+                into.overdue += 1
+                into.outcomes[timeout] += 1
+                hist[index] = hist.get(index, 0) + 1
+                if latency_us > into.max_us:
+                    into.max_us = latency_us
 
     def histogram(
         self, category: str | None, start: float, end: float, *, delayed: bool | None = None
@@ -356,7 +497,7 @@ class RecordStore:
         """The window's latency histogram: (seconds, count) per HdrHistogram bucket, ascending
         (what a drill needs to model a latency distribution, e.g. the baseline's). ``delayed``
         True keeps only the records a faulty release slowed on purpose (``delay_s``), False
-        only the others, None all."""
+        only the others (overdue requests included, at their lower bound), None all."""
         merged = self._merged(category, start, end)
         marked = merged.delayed or {}
         if delayed is None:
@@ -403,4 +544,5 @@ class RecordStore:
             max_s=_HDR.get_highest_equivalent_value(bucket.max_us) / 1e6,
             p95_low_s=values[p95_low] / 1e6,
             p95_high_s=values[p95_high] / 1e6,
+            overdue=bucket.overdue,
         )

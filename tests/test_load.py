@@ -20,7 +20,7 @@ from aiohttp import WSMsgType, web
 from rollback_drill.errors import TargetError
 from rollback_drill.http1 import Http1Pool, MalformedResponse, ServerDisconnected
 from rollback_drill.ledger import content_checksum
-from rollback_drill.load import LoadConfig, LoadGenerator, require_loopback
+from rollback_drill.load import DEADLINE_S, LoadConfig, LoadGenerator, require_loopback
 from rollback_drill.records import Outcome, RequestRecord
 from rollback_drill.traffic import Category, Credentials, CrudOp, Mix
 
@@ -704,3 +704,13 @@ def test_config_needs_staff_for_admin_and_a_positive_rate() -> None:
     LoadConfig("http://127.0.0.1:1", rate=1, user=USER, disabled=frozenset({Category.ADMIN}))
     with pytest.raises(ValueError, match="rate"):
         LoadConfig("http://127.0.0.1:1", rate=0, user=USER, staff=STAFF)
+
+
+def test_deadlines_per_category_and_their_validation() -> None:
+    cfg = config("http://127.0.0.1:1", stream_events=5, stream_interval_ms=50)
+    assert cfg.deadline_s == DEADLINE_S == 2.0
+    assert cfg.deadline(Category.CRUD) == cfg.deadline(Category.WEBSOCKET) == 2.0
+    assert cfg.deadline(Category.STREAMING) == pytest.approx(2.25)  # its 5 events take 0.25 s
+    assert config("http://127.0.0.1:1", deadline_s=None).deadline(Category.CRUD) is None
+    with pytest.raises(ValueError, match="deadline_s"):
+        config("http://127.0.0.1:1", deadline_s=0.0)

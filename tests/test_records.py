@@ -13,6 +13,7 @@ from hdrh.histogram import HdrHistogram
 
 from rollback_drill.records import (
     Outcome,
+    Outstanding,
     RecordStore,
     RequestRecord,
     classify_status,
@@ -202,3 +203,95 @@ def test_histogram_splits_the_records_a_release_marked_as_slowed(tmp_path: Path)
     assert [r.delay_s for r in read_records(tmp_path / "records.jsonl")] == [
         m for _, m in marks
     ] + [0.04]
+
+
+# -- outstanding requests: provisional timeouts ------------------------------------------------
+
+
+def _outstanding(store: RecordStore, slots: int | None = 1) -> Outstanding:
+    """A generator at 10 req/s from T0 (``slots`` of them, None: no end), 4 workers, HTTP
+    deadline 2 s, streams 2.5 s."""
+    pending = Outstanding(T0, 0.1, 4, {"crud": 2.0, "streaming": 2.5}, 2.0)
+    if slots is not None:
+        pending.end = T0 + slots * 0.1
+    store.track(pending)
+    return pending
+
+
+def test_an_overdue_request_is_a_timeout_under_its_deadline_at_its_lower_bound() -> None:
+    store = RecordStore()
+    pending = _outstanding(store)
+    pending.claimed = 1
+    pending.sending[0] = (0, "crud")  # slot 0, scheduled at T0, deadline T0 + 2
+    assert store.window(None, T0, T0 + 10, now=T0 + 1.9).count == 0  # not overdue yet
+    st = store.window("crud", T0, T0 + 10, now=T0 + 3.0)
+    assert (st.count, st.overdue, dict(st.outcomes)) == (1, 1, {Outcome.TIMEOUT: 1})
+    assert st.max_s == pytest.approx(3.0, rel=1e-3)  # now - scheduled: it can only be later
+    # filed under its deadline, like a record under its end
+    assert store.window(None, T0 + 2, T0 + 3, now=T0 + 3.0).overdue == 1
+    assert store.window(None, T0 + 3, T0 + 4, now=T0 + 3.5).count == 0
+    assert store.window("streaming", T0, T0 + 10, now=T0 + 3.0).count == 0
+
+
+def test_a_stream_has_its_own_deadline() -> None:
+    store = RecordStore()
+    pending = _outstanding(store)
+    pending.claimed = 1
+    pending.sending[1] = (0, "streaming")
+    assert store.window(None, T0, T0 + 10, now=T0 + 2.4).count == 0
+    assert store.window("streaming", T0, T0 + 10, now=T0 + 2.6).overdue == 1
+
+
+def test_queued_requests_count_in_the_total_only_and_stop_counting_at_the_stop() -> None:
+    store = RecordStore()
+    pending = _outstanding(store, slots=None)
+    pending.claimed = 4  # four workers busy since slots 0-3; slots 4.. due, not taken
+    for worker in range(4):
+        pending.sending[worker] = (worker, "crud")
+    now = T0 + 4.0  # slots 0..19 have deadlines <= T0 + 3.9 (40 due; 20 overdue)
+    total = store.window(None, T0, now, now=now)
+    assert total.overdue == 20 and total.outcomes == {Outcome.TIMEOUT: 20}
+    assert store.window("crud", T0, now, now=now).overdue == 4  # the in-flight ones
+    pending.end = T0 + 1.0  # stopped at T0 + 1: only slots 0-9 were ever due
+    assert store.window(None, T0, now, now=now).overdue == 10
+    pending.backlog = False  # the queue will never be sent: unsent, not failed
+    assert store.window(None, T0, now, now=now).overdue == 4
+    store.untrack(pending)
+    assert store.window(None, T0, now, now=now).count == 0
+
+
+def test_the_final_record_replaces_the_provisional_one() -> None:
+    store = RecordStore()
+    pending = _outstanding(store)
+    pending.claimed = 1
+    pending.sending[0] = (0, "crud")
+    assert store.window(None, T0, T0 + 10, now=T0 + 3.0).outcomes == {Outcome.TIMEOUT: 1}
+    pending.sending[0] = None  # the generator's order: clear, then append
+    store.append(RequestRecord("crud", T0, T0, T0 + 3.2, 3.2, Outcome.OK, 200))
+    st = store.window(None, T0, T0 + 10, now=T0 + 4.0)
+    assert (st.count, st.overdue, dict(st.outcomes)) == (1, 0, {Outcome.OK: 1})
+
+
+def test_a_request_taken_after_the_read_of_claimed_is_counted_once_as_queued() -> None:
+    store = RecordStore()
+    pending = _outstanding(store)
+    pending.claimed = 0
+    pending.sending[0] = (0, "crud")  # written while a reader had already read claimed == 0
+    assert store.window(None, T0, T0 + 10, now=T0 + 2.05).overdue == 1  # slot 0, as queued
+    assert store.window("crud", T0, T0 + 10, now=T0 + 2.05).overdue == 0
+
+
+def test_overdue_requests_raise_the_p95_as_a_lower_bound() -> None:
+    store = RecordStore()
+    for i in range(60):
+        store.append(rec(T0 + 2.5 + i * 0.01, latency_s=0.01))
+    pending = _outstanding(store, slots=4)
+    pending.claimed = 4
+    for worker in range(4):
+        pending.sending[worker] = (worker, "crud")
+    st = store.window("crud", T0, T0 + 4, now=T0 + 3.5)  # 60 answered + 4 overdue
+    assert st.count == 64 and st.overdue == 4
+    # the P95 is one of them, at the least it can be: 3.2..3.5 s after its scheduled time
+    assert st.p95_s is not None and 3.1 <= st.p95_s <= 3.51
+    store.untrack(pending)
+    assert store.window("crud", T0, T0 + 4, now=T0 + 3.5).p95_s == pytest.approx(0.01, rel=0.01)
