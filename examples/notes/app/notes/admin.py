@@ -1,0 +1,10 @@
+from django.contrib import admin
+
+from notes.models import Note
+
+
+@admin.register(Note)
+class NoteAdmin(admin.ModelAdmin):
+    list_display = ("ref", "owner", "created_at")
+    search_fields = ("ref", "text")
+    list_select_related = ("owner",)
