@@ -99,7 +99,7 @@ def health_endpoint(stack: Stack, client: AppClient) -> CheckResult:
 
 
 def admin_accessible(stack: Stack, client: AppClient) -> CheckResult:
-    status = client.admin_login(stack.target.users.admin, stack.workspace.secrets.admin_password)
+    status = client.admin_login(stack.workspace.admin.username, stack.workspace.admin.password)
     return CheckResult(
         f"Admin panel accessible ({stack.target.paths.admin})",
         status == 200,
@@ -109,12 +109,12 @@ def admin_accessible(stack: Stack, client: AppClient) -> CheckResult:
 
 
 def user_login(stack: Stack, client: AppClient) -> CheckResult:
-    login = client.login(stack.target.users.user, stack.workspace.secrets.user_password)
+    login = client.login(stack.workspace.user.username, stack.workspace.user.password)
     me = client.get("/api/auth/me/")
     who = me.body.get("username") if isinstance(me.body, dict) else None
     return CheckResult(
         "User login works",
-        login.status == 200 and me.status == 200 and who == stack.target.users.user,
+        login.status == 200 and me.status == 200 and who == stack.workspace.user.username,
         {"login": login.status, "me": me.status, "username": who},
         "login 200, me 200 naming the user",
     )

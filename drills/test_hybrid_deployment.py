@@ -56,16 +56,16 @@ def first_model_id(client: AppClient) -> int:
 
 def test_pre_hybrid_then_hybrid_routing(fresh_stack: Stack) -> None:
     stack = fresh_stack
-    secrets, users = stack.workspace.secrets, stack.target.users
+    user, admin = stack.workspace.user, stack.workspace.admin
     prev, nxt = stack.target.releases.previous, stack.target.releases.next
     with AppClient(stack.base_url) as client:
         # --- pre-hybrid: everything on WSGI ---------------------------------------------------
         health = client.get(stack.target.paths.health)
         assert (health.status, health.served_by, health.release) == (200, "wsgi", prev), health
         assert client.get("/admin/login/").status == 200
-        assert client.login(users.user, secrets.user_password).status == 200
-        assert client.get("/api/auth/me/").body["username"] == users.user
-        assert client.admin_login(users.admin, secrets.admin_password) == 200
+        assert client.login(user.username, user.password).status == 200
+        assert client.get("/api/auth/me/").body["username"] == user.username
+        assert client.admin_login(admin.username, admin.password) == 200
 
         cid = str(uuid.uuid4())
         created = client.create_session("before deploy", first_model_id(client), cid)

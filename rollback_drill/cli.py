@@ -24,13 +24,12 @@ from pathlib import Path
 
 from rollback_drill.compose import Compose
 from rollback_drill.errors import DrillError
+from rollback_drill.override import OVERRIDE_FILE, write_override
 from rollback_drill.policy import load_policy
 from rollback_drill.preflight import check_compose, check_pinned_ports
 from rollback_drill.stack import RUN_LABEL, docker_client, sweep
 from rollback_drill.target import load_target
-from rollback_drill.workspace import create_workspace
-
-PID_LABEL = "io.rollback-drill.pid"
+from rollback_drill.workspace import PID_LABEL, create_workspace
 
 
 def _alive(pid: int) -> bool:
@@ -84,6 +83,20 @@ def cleanup(all_runs: bool = False, only: Sequence[str] = ()) -> list[str]:
     return removed
 
 
+def untag_stand_ins() -> list[str]:
+    """Remove the registry names that runs tagged onto the suite's local images (a target's
+    ``images`` map): only extra tags of images carrying the suite's labels, never an image."""
+    client = docker_client()
+    removed: list[str] = []
+    for label in ("io.rollback-drill", "io.rollback-drill.base"):
+        for image in client.images.list(filters={"label": label}):
+            for tag in image.tags:
+                if not tag.startswith("rollback-drill/"):
+                    client.images.remove(tag, noprune=True)
+                    removed.append(f"tag {tag}")
+    return removed
+
+
 def check_target(path: Path) -> list[str]:
     """Validate a target and the machine it needs; returns what was checked."""
     target = load_target(path)
@@ -91,10 +104,14 @@ def check_target(path: Path) -> list[str]:
     version = check_compose()
     workspace = create_workspace(target)
     try:
+        write_override(workspace.root)
         compose = Compose(
-            workspace.project, workspace.root, target.compose_files, workspace.env_file
+            workspace.project,
+            workspace.root,
+            [*target.compose_files, OVERRIDE_FILE],
+            workspace.env_file,
         )
-        check_pinned_ports(compose)
+        check_pinned_ports(compose)  # the ports the run publishes, not the files' own
     finally:
         workspace.remove()
     return [
@@ -140,6 +157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     clean.add_argument(
         "--run", action="append", default=[], metavar="ID", help="only this run (repeatable)"
     )
+    clean.add_argument(
+        "--images", action="store_true", help="also the registry names tagged onto local images"
+    )
     policy = sub.add_parser("check-policy", help="validate a policy file; changes nothing")
     policy.add_argument("path", type=Path)
     target = sub.add_parser("check-target", help="validate a target and this machine for it")
@@ -166,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(pytest.main(argv_))
         if args.command == "cleanup":
             removed = cleanup(all_runs=args.all, only=args.run)
+            if args.images:
+                removed += untag_stand_ins()
             for item in removed:
                 print(f"removed {item}")
             print(f"cleanup: {len(removed)} object(s) removed")

@@ -33,9 +33,12 @@ def migrate(stack: Stack, *, new_image: bool = False) -> CommandResult:
     return stack.exec(t.services.wsgi, *cmd, timeout=180)
 
 
-def ensure_users(stack: Stack) -> CommandResult:
-    t = stack.target
-    return stack.exec(t.services.wsgi, *t.manage, "ensure_drill_users", timeout=120)
+def ensure_users(stack: Stack) -> CommandResult | None:
+    """Create the target's drill users with its own command (none: they exist already)."""
+    create = stack.target.users.create
+    if create is None:
+        return None
+    return stack.exec(stack.target.service(create.service), *create.command, timeout=120)
 
 
 def install_nginx_conf(stack: Stack, source_rel_path: str) -> None:
@@ -108,7 +111,13 @@ def start_release(stack: Stack, services: list[str], timeout_s: float = 240.0) -
 
 
 def current_release(stack: Stack) -> str:
-    return (stack.workspace.root / "app" / "RELEASE").read_text().strip()
+    """The release checked out in the workspace: the tag of HEAD that names a release."""
+    tags = stack.workspace.git("tag", "--points-at", "HEAD").split()
+    rel = stack.target.releases
+    for name in (rel.previous, rel.next, *rel.overlays):
+        if name in tags:
+            return name
+    return tags[0] if tags else stack.workspace.head()[:12]
 
 
 def deploy_release(

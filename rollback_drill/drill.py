@@ -38,7 +38,7 @@ from rollback_drill.signals.docker_stats import DockerStatsCollector
 from rollback_drill.signals.redis_info import RedisInfoCollector
 from rollback_drill.signals.tickets import TicketCollector
 from rollback_drill.stack import Stack
-from rollback_drill.traffic import Category, Credentials
+from rollback_drill.traffic import Category
 from rollback_drill.wait import wait_for, wait_until
 
 T = TypeVar("T")
@@ -148,12 +148,11 @@ class DrillRun:
             for collector in (self.events, self.stats, self.redis, self.tickets):
                 collector.start()
                 self._stack.callback(collector.stop)
-            secrets, users = self.stack.workspace.secrets, self.stack.target.users
             config = LoadConfig(
                 self.stack.base_url,
                 rate=self.rate,
-                user=Credentials(users.user, secrets.user_password),
-                staff=Credentials(users.admin, secrets.admin_password),
+                user=self.stack.workspace.user,
+                staff=self.stack.workspace.admin,
                 disabled=frozenset({Category.WEBSOCKET}),  # pre-hybrid cannot serve WebSockets
             )
             self.load = BackgroundLoad(config, self.store, self.ledger)

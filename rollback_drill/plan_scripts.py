@@ -42,8 +42,8 @@ def script_env(stack: Stack, **overrides: str) -> dict[str, str]:
         "BASE_URL": stack.base_url,
         "BACKUPS_DIR": str(backups),
         "COMMIT_FILE": str(ws.state_dir / COMMIT_FILE),
-        "DRILL_USER": t.users.user,
-        "DRILL_PASSWORD": ws.secrets.user_password,
+        "DRILL_USER": ws.user.username,
+        "DRILL_PASSWORD": ws.user.password,
         # Debian's docker.io has no buildx: Compose builds with the classic builder
         "DOCKER_BUILDKIT": "0",
         "COMPOSE_BAKE": "false",

@@ -33,13 +33,13 @@ from testcontainers.compose import DockerCompose
 from rollback_drill.compose import CommandResult, Compose
 from rollback_drill.errors import EnvironmentProblem, StackError
 from rollback_drill.journal import Journal
+from rollback_drill.override import OVERRIDE_FILE, write_override
 from rollback_drill.preflight import check_compose, check_pinned_ports
 from rollback_drill.target import Target
 from rollback_drill.wait import wait_for, wait_until
-from rollback_drill.workspace import Workspace
+from rollback_drill.workspace import LABEL, RUN_LABEL, Workspace
 
-LABEL = "io.rollback-drill"
-RUN_LABEL = "io.rollback-drill.run"
+__all__ = ["LABEL", "RUN_LABEL", "Stack", "docker_client", "sweep", "sweep_run"]
 
 
 @dataclass
@@ -89,11 +89,15 @@ class Stack:
         self.workspace = workspace
         self.journal = journal
         self.project = workspace.project
-        self.compose = Compose(
-            workspace.project, workspace.root, target.compose_files, workspace.env_file
-        )
         self.docker = docker_client()
         check_compose()
+        write_override(workspace.root)  # then the post-checkout hook keeps it current
+        self.compose = Compose(
+            workspace.project,
+            workspace.root,
+            [*target.compose_files, OVERRIDE_FILE],
+            workspace.env_file,
+        )
         self._tc: _ProjectCompose | None = None
         self._ports: dict[tuple[str, int, int], int] = {}
         journal.redact(*workspace.secrets.all())
@@ -103,6 +107,7 @@ class Stack:
         """Build the release's images and bring ``services`` up healthy; on failure, tear down."""
         with self.journal.step("stack", "up", project=self.project, services=services) as step:
             check_pinned_ports(self.compose)  # before anything is built or created
+            step.data["images_mapped"] = map_images(self.docker, self.target.images)
             self.compose.check("build", timeout=timeout_s * 3)
             self._tc = _ProjectCompose(
                 context=str(self.workspace.root),
@@ -204,10 +209,9 @@ class Stack:
         return f"http://127.0.0.1:{self.port(self.target.services.nginx, self.target.ports.nginx)}"
 
     def postgres_dsn(self) -> str:
-        db = self.target.database
+        db = self.workspace.database
         port = self.port(self.target.services.postgres, self.target.ports.postgres)
-        pw = self.workspace.secrets.postgres_password
-        return f"postgresql://{db.user}:{pw}@127.0.0.1:{port}/{db.name}"
+        return f"postgresql://{db.user}:{db.password}@127.0.0.1:{port}/{db.name}"
 
     def redis_url(self) -> str:
         port = self.port(self.target.services.redis, self.target.ports.redis)
@@ -311,6 +315,31 @@ def signals_deferred(doing: str, *, redeliver: bool = True) -> Iterator[list[int
             signal.signal(sig, handler)
         if redeliver and received:
             signal.raise_signal(received[0])
+
+
+def map_images(client: docker.DockerClient, images: dict[str, str]) -> list[str]:
+    """Let a target's registry images resolve to local stand-ins where no registry answers:
+    each registry name absent here is tagged onto its local image (a tag, not a new image:
+    it stays for later runs, and ``rollback-drill cleanup --images`` removes it). Returns the
+    names tagged; a local image that is missing too is a one-line :class:`StackError`."""
+    tagged: list[str] = []
+    for wanted, local in sorted(images.items()):
+        try:
+            client.images.get(wanted)
+            continue
+        except docker.errors.ImageNotFound:
+            pass
+        try:
+            image = client.images.get(local)
+        except docker.errors.ImageNotFound:
+            raise StackError(
+                f"image {wanted} is not here and neither is its stand-in {local} "
+                "(target field 'images')"
+            ) from None
+        repository, _, tag = wanted.rpartition(":") if ":" in wanted else (wanted, "", "latest")
+        image.tag(repository, tag or "latest")
+        tagged.append(wanted)
+    return tagged
 
 
 def sweep_run(client: docker.DockerClient, run_id: str) -> list[str]:

@@ -1,18 +1,34 @@
-"""The drill target: what stack the drills run against, as data.
+"""The drill target: what stack the drills run against, as data (schema version 2).
 
-Service names, ports, paths and credentials' names come from a target file (YAML, validated
-with pydantic), never from literals in the engine, so the same drills can point at a team's own
-Compose-based staging stack. ``targets/reference.yaml`` describes the reference stack.
+A team describes its own Compose stack in a target file, without editing any of its own files:
+its compose files and project directory as they are (the run adds an override file of its own:
+:mod:`rollback_drill.override`), which of its services plays each of the plan's roles, the
+env its compose file reads (values, secrets the run generates, variables taken from the
+drill's environment), the users the load logs in as, its releases, and its images' local
+stand-ins where no registry answers. ``targets/reference.yaml`` describes the reference stack;
+``docs/your-stack.md`` explains every field.
+
+Values that depend on the run's env are written ``${NAME}`` (``database.password:
+${POSTGRES_PASSWORD}``) and resolved when the run's workspace is made
+(:meth:`Target.resolve`); a name that no env entry defines is an error when the file loads.
+Every error is one line naming the file and the field.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rollback_drill.errors import TargetError
+
+SCHEMA = 2
+ROLES = ("nginx", "wsgi", "asgi", "postgres", "redis")
+_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class _Strict(BaseModel):
@@ -20,6 +36,8 @@ class _Strict(BaseModel):
 
 
 class Services(_Strict):
+    """The plan's roles mapped to the target's Compose service names."""
+
     nginx: str
     wsgi: str
     asgi: str
@@ -28,10 +46,17 @@ class Services(_Strict):
 
 
 class Ports(_Strict):
+    """Container ports of the roles (the run publishes them on 127.0.0.1)."""
+
     nginx: int = Field(gt=0, lt=65536)
     app: int = Field(gt=0, lt=65536)
     postgres: int = Field(gt=0, lt=65536)
     redis: int = Field(gt=0, lt=65536)
+    asgi: int | None = Field(default=None, gt=0, lt=65536)  # when it differs from ``app``
+
+    @property
+    def asgi_port(self) -> int:
+        return self.asgi or self.app
 
 
 class Paths(_Strict):
@@ -43,14 +68,47 @@ class Paths(_Strict):
     backups_dir: str
 
 
+class Env(_Strict):
+    """The env the target's compose files read, written into the run's env file."""
+
+    values: dict[str, str] = {}
+    generated: list[str] = []  # secrets: a fresh random value per run
+    from_environment: list[str] = []  # taken from the drill's own environment
+
+    @field_validator("generated", "from_environment")
+    @classmethod
+    def _names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not _ENV_NAME.match(name):
+                raise ValueError(f"{name!r} is not an environment variable name")
+        return names
+
+    def defined(self) -> set[str]:
+        return {*self.values, *self.generated, *self.from_environment}
+
+
 class Database(_Strict):
-    user: str
     name: str
+    user: str
+    password: str
+
+
+class Login(_Strict):
+    username: str
+    password: str
+
+
+class Command(_Strict):
+    """A command run in one service's container (``docker compose exec``)."""
+
+    service: str  # a role (wsgi, asgi, ...) or a service name
+    command: list[str] = Field(min_length=1)
 
 
 class Users(_Strict):
-    user: str
-    admin: str
+    user: Login
+    admin: Login
+    create: Command | None = None  # creates both users (after migrations); None: they exist
 
 
 class Releases(_Strict):
@@ -59,25 +117,58 @@ class Releases(_Strict):
     stable_tag: str
     overlays: dict[str, str]
     exclude: list[str] = []
+    marker_file: str | None = None  # a file the run writes the release's name into
 
 
 class Target(_Strict):
+    schema_: Literal[2] = Field(alias="schema")
     name: str
-    compose_dir: Path
-    compose_files: list[str]
+    project_dir: Path
+    compose_files: list[str] = Field(min_length=1)
+    env_file: str = ".env"
     services: Services
     ports: Ports
+    images: dict[str, str] = {}  # registry image -> local image standing in for it
+    limits: dict[str, str] = {}  # role or service -> memory limit ("512m") set by the override
     paths: Paths
+    env: Env = Env()
     database: Database
     users: Users
     manage: list[str]
     migration_rollback: dict[str, str]
     releases: Releases
 
+    @property
+    def compose_dir(self) -> Path:
+        """The project directory (the name the engine used before schema 2)."""
+        return self.project_dir
+
+    def service(self, role_or_service: str) -> str:
+        """A role's service name; a service name is returned as it is."""
+        return str(getattr(self.services, role_or_service, role_or_service))
+
     def overlay_dir(self, release: str) -> Path:
         if release not in self.releases.overlays:
             raise TargetError(f"target {self.name}: no overlay for release '{release}'")
-        return self.compose_dir / self.releases.overlays[release]
+        return self.project_dir / self.releases.overlays[release]
+
+    def references(self) -> dict[str, str]:
+        """Field path -> text of every field that may hold ``${NAME}`` references."""
+        return {
+            **{f"env.values.{name}": text for name, text in self.env.values.items()},
+            "database.name": self.database.name,
+            "database.user": self.database.user,
+            "database.password": self.database.password,
+            "users.user.username": self.users.user.username,
+            "users.user.password": self.users.user.password,
+            "users.admin.username": self.users.admin.username,
+            "users.admin.password": self.users.admin.password,
+        }
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """``text`` with every ``${NAME}`` replaced by ``env[NAME]``."""
+    return _REF.sub(lambda m: env[m.group(1)], text)
 
 
 def load_target(path: Path) -> Target:
@@ -88,14 +179,36 @@ def load_target(path: Path) -> Target:
         raise TargetError(f"{path}: target file not found") from None
     except yaml.YAMLError as exc:
         raise TargetError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise TargetError(f"{path}: a target file is a mapping of fields")
+    if raw.get("schema") != SCHEMA:
+        raise TargetError(
+            f"{path}: field 'schema': this suite reads target schema {SCHEMA} "
+            f"(found {raw.get('schema')!r}); docs/your-stack.md describes it"
+        )
     try:
         target = Target.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
         raise TargetError(f"{path}: field '{field}': {err['msg']}") from None
-    compose_dir = (path.parent / target.compose_dir).resolve()
+    defined = target.env.defined()
+    for field, text in target.references().items():
+        for name in _REF.findall(text):
+            if name not in defined:
+                raise TargetError(
+                    f"{path}: field '{field}': ${{{name}}} is not defined in env.values, "
+                    "env.generated or env.from_environment"
+                )
+    for key in target.limits:
+        if key not in ROLES and not re.match(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$", key):
+            raise TargetError(f"{path}: field 'limits.{key}': not a role or a service name")
+    if target.users.create is not None and not target.users.create.service:
+        raise TargetError(f"{path}: field 'users.create.service': empty")
+    project_dir = (path.parent / target.project_dir).resolve()
+    if not project_dir.is_dir():
+        raise TargetError(f"{path}: field 'project_dir': {project_dir} is not a directory")
     for name in target.compose_files:
-        if not (compose_dir / name).is_file():
-            raise TargetError(f"{path}: compose file {compose_dir / name} not found")
-    return target.model_copy(update={"compose_dir": compose_dir})
+        if not (project_dir / name).is_file():
+            raise TargetError(f"{path}: compose file {project_dir / name} not found")
+    return target.model_copy(update={"project_dir": project_dir})

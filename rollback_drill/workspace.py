@@ -1,52 +1,66 @@
-"""A run's deployable tree: the target's compose directory as a git repository of releases.
+"""A run's deployable tree: the target's project directory as a git repository of releases.
 
 The plan's full rollback checks out "the previous commit" and rebuilds. So each run gets a
-private copy of the compose directory in which every release is a real commit:
-``pre-hybrid`` (tagged also as the stable tag) and ``hybrid`` (the release overlay applied on
-top). The ``.env`` file holds the run's generated secrets and labels; it is not committed,
-exactly as a real deployment keeps its env file beside the checkout. It also pins the host
-ports of nginx, PostgreSQL and Redis (``RBD_<NAME>_HOST_PORT``, each a port free on 127.0.0.1
-when the workspace is made): a container that a fault stops and starts again, or that a
+private copy of the project directory in which every release is a real commit: the previous
+one (tagged also as the stable tag) and the next (its overlay applied on top). The env file
+(the target's ``env_file``, ``.env`` by default) holds the env the target declares -- its
+fixed values, the secrets generated for this run, the variables taken from the drill's own
+environment -- and the run's labels; it is not committed, exactly as a real deployment keeps
+its env file beside the checkout. The host ports of nginx, PostgreSQL and Redis are pinned
+when the workspace is made (each a port free on 127.0.0.1; also in the env file as
+``RBD_<NAME>_HOST_PORT``): a container that a fault stops and starts again, or that a
 rollback recreates, comes back on the same address, as a real server's does.
+
+The run's Compose override (:mod:`rollback_drill.override`) follows every checkout through the
+repository's ``post-checkout`` hook, so a release that adds a service gets its labels too.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import shlex
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from rollback_drill.errors import StackError
-from rollback_drill.target import Target
+from rollback_drill.errors import StackError, TargetError
+from rollback_drill.override import OverrideParams
+from rollback_drill.target import Target, interpolate
+from rollback_drill.traffic import Credentials
 
-RELEASE_FILE = "app/RELEASE"
 STATE_DIR = ".rollback"
+LABEL = "io.rollback-drill"
+RUN_LABEL = "io.rollback-drill.run"
+PID_LABEL = "io.rollback-drill.pid"
+
+
+@dataclass(frozen=True)
+class DatabaseAccess:
+    name: str
+    user: str
+    password: str
+
+    def __repr__(self) -> str:
+        return f"DatabaseAccess({self.name!r}, user={self.user!r}, password=***)"
 
 
 @dataclass(frozen=True)
 class Secrets:
-    postgres_password: str
-    django_secret_key: str
-    user_password: str
-    admin_password: str
+    """The run's secret values: generated ones and those taken from the environment."""
 
-    @classmethod
-    def generate(cls) -> Secrets:
-        return cls(*(secrets.token_urlsafe(24) for _ in range(4)))
+    values: tuple[str, ...]
 
     def all(self) -> tuple[str, ...]:
-        return (
-            self.postgres_password,
-            self.django_secret_key,
-            self.user_password,
-            self.admin_password,
-        )
+        return self.values
+
+    def __repr__(self) -> str:
+        return f"Secrets({len(self.values)} values)"
 
 
 @dataclass
@@ -56,10 +70,14 @@ class Workspace:
     project: str
     secrets: Secrets
     commits: dict[str, str]
+    user: Credentials
+    admin: Credentials
+    database: DatabaseAccess
+    env_name: str = ".env"  # the env file, relative to ``root``
 
     @property
     def env_file(self) -> Path:
-        return self.root / ".env"
+        return self.root / self.env_name
 
     @property
     def state_dir(self) -> Path:
@@ -114,48 +132,113 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def run_env(target: Target) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The target's env for one run, and its secret values: fixed values, a fresh random value
+    for each generated name, and the names taken from this process's environment."""
+    env = dict(target.env.values)
+    env |= {name: secrets.token_urlsafe(24) for name in target.env.generated}
+    missing = [n for n in target.env.from_environment if not os.environ.get(n)]
+    if missing:
+        raise TargetError(
+            f"target {target.name}: env.from_environment: {', '.join(missing)} not set in the "
+            "drill's environment"
+        )
+    taken = {name: os.environ[name] for name in target.env.from_environment}
+    env |= taken
+    # a value may repeat another, secrets included: DATABASE_URL: postgres://u:${DB_PASSWORD}@db/x
+    env |= {name: interpolate(text, env) for name, text in target.env.values.items()}
+    hidden = {env[n] for n in target.env.generated} | set(taken.values())
+    return env, tuple(sorted(v for v in hidden if v))
+
+
+def mark_release(root: Path, marker_file: str | None, release: str) -> None:
+    """Write the release's name into the target's marker file, if it has one."""
+    if marker_file:
+        (root / marker_file).write_text(release + "\n")
+
+
+def _install_override_hook(root: Path) -> None:
+    hook = root / ".git" / "hooks" / "post-checkout"
+    hook.parent.mkdir(parents=True, exist_ok=True)
+    python = shlex.quote(sys.executable)
+    hook.write_text(
+        "#!/bin/sh\n# rollback-drill: the run's Compose override follows the checked-out release\n"
+        f'exec {python} -m rollback_drill.override "$(git rev-parse --show-toplevel)"\n'
+    )
+    hook.chmod(0o755)
+
+
 def create_workspace(
     target: Target, *, run_id: str | None = None, base: Path | None = None
 ) -> Workspace:
-    """Lay out the releases as commits and leave the previous (pre-hybrid) one checked out."""
+    """Lay out the releases as commits and leave the previous one checked out."""
     run_id = run_id or uuid.uuid4().hex[:10]
     project = f"rbd-{run_id}"
+    env, hidden = run_env(target)
     root = Path(tempfile.mkdtemp(prefix=f"{project}-", dir=base))
-    secrets_ = Secrets.generate()
     exclude = set(target.releases.exclude)
     rel = target.releases
     try:
-        _copy_tree(target.compose_dir, root, exclude)
-        (root / ".gitignore").write_text(f".env\n*.backup\n__pycache__/\n{STATE_DIR}/\n")
+        _copy_tree(target.project_dir, root, exclude)
+        (root / ".gitignore").write_text(
+            f"{target.env_file}\n*.backup\n__pycache__/\n{STATE_DIR}/\n"
+        )
         _git(root, "init", "-q", "-b", "main")
-        (root / RELEASE_FILE).write_text(rel.previous + "\n")
+        mark_release(root, rel.marker_file, rel.previous)
         _git(root, "add", "-A")
         _git(root, "commit", "-q", "-m", f"release {rel.previous}")
         _git(root, "tag", rel.previous)
         _git(root, "tag", rel.stable_tag)
         _copy_tree(target.overlay_dir(rel.next), root, set())
-        (root / RELEASE_FILE).write_text(rel.next + "\n")
+        mark_release(root, rel.marker_file, rel.next)
         _git(root, "add", "-A")
         _git(root, "commit", "-q", "-m", f"release {rel.next}")
         _git(root, "tag", rel.next)
         commits = {r: _git(root, "rev-parse", f"{r}^{{commit}}") for r in (rel.previous, rel.next)}
-        _git(root, "checkout", "-q", "--detach", rel.previous)
-        env = {
+        labels = {LABEL: "1", RUN_LABEL: run_id, PID_LABEL: str(os.getpid())}
+        ports = {name: free_port() for name in PINNED_PORTS}
+        env |= {
             "COMPOSE_PROJECT_NAME": project,
             "RBD_RUN_ID": run_id,
             "RBD_RUN_PID": str(os.getpid()),
-            "POSTGRES_DB": target.database.name,
-            "POSTGRES_USER": target.database.user,
-            "POSTGRES_PASSWORD": secrets_.postgres_password,
-            "DJANGO_SECRET_KEY": secrets_.django_secret_key,
-            "DRILL_USER": target.users.user,
-            "DRILL_ADMIN": target.users.admin,
-            "DRILL_PASSWORD": secrets_.user_password,
-            "DRILL_ADMIN_PASSWORD": secrets_.admin_password,
         }
-        env |= {f"RBD_{name.upper()}_HOST_PORT": str(free_port()) for name in PINNED_PORTS}
-        (root / ".env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+        env |= {f"RBD_{name.upper()}_HOST_PORT": str(port) for name, port in ports.items()}
+        (root / target.env_file).write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+        s, p = target.services, target.ports
+        role_ports: dict[str, list[tuple[int, int]]] = {
+            s.nginx: [(p.nginx, ports["nginx"])],
+            s.postgres: [(p.postgres, ports["postgres"])],
+            s.redis: [(p.redis, ports["redis"])],
+        }
+        role_ports.setdefault(s.wsgi, [(p.app, 0)])
+        role_ports.setdefault(s.asgi, [(p.asgi_port, 0)])
+        OverrideParams(
+            project,
+            list(target.compose_files),
+            target.env_file,
+            labels,
+            role_ports,
+            {target.service(key): limit for key, limit in target.limits.items()},
+        ).save(root)
+        _install_override_hook(root)
+        _git(root, "checkout", "-q", "--detach", rel.previous)
+        resolved = {field: interpolate(text, env) for field, text in target.references().items()}
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)
         raise
-    return Workspace(root, run_id, project, secrets_, commits)
+    return Workspace(
+        root,
+        run_id,
+        project,
+        Secrets(tuple(sorted({*hidden, *(resolved[f] for f in _PASSWORDS)} - {""}))),
+        commits,
+        Credentials(resolved["users.user.username"], resolved["users.user.password"]),
+        Credentials(resolved["users.admin.username"], resolved["users.admin.password"]),
+        DatabaseAccess(
+            resolved["database.name"], resolved["database.user"], resolved["database.password"]
+        ),
+        target.env_file,
+    )
+
+
+_PASSWORDS = ("database.password", "users.user.password", "users.admin.password")

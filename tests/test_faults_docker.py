@@ -58,7 +58,7 @@ def traffic(hybrid_stack: Stack) -> Iterator[None]:
             while not stop.is_set():
                 try:
                     if client.get("/api/auth/me/").status != 200:
-                        client.login(stack.target.users.user, stack.workspace.secrets.user_password)
+                        client.login(stack.workspace.user.username, stack.workspace.user.password)
                     client.get("/api/models/")
                     client.stream(n=1, interval_ms=1)
                 except (httpx.HTTPError, OSError):
@@ -146,7 +146,7 @@ def test_a_faulty_release_serves_its_exact_share_and_reverts(hybrid_stack: Stack
         fault.apply()
         assert fault.verify_effect().seen
         with AppClient(stack.base_url) as client:
-            client.login(stack.target.users.user, stack.workspace.secrets.user_password)
+            client.login(stack.workspace.user.username, stack.workspace.user.password)
             statuses = [client.get("/api/models/").status for _ in range(40)]
         assert statuses.count(500) == 10, statuses
     finally:

@@ -20,7 +20,7 @@ from rollback_drill.faults.base import Effect
 from rollback_drill.faults.release import DEFECT_FILE, FaultyRelease, build_release
 from rollback_drill.journal import Journal
 from rollback_drill.target import Target, load_target
-from rollback_drill.workspace import RELEASE_FILE, Workspace, create_workspace
+from rollback_drill.workspace import Workspace, create_workspace
 
 COMPOSE = REPO_ROOT / "compose"
 
@@ -49,7 +49,10 @@ def test_build_commits_the_good_release_plus_overlay_and_config(
     head = workspace.head()
     overlay = target.overlay_dir("hybrid-flaky-crud")
     config = {"fail": {"kind": "error", "share": 0.2, "paths": ["/api/models/"]}}
-    commit = build_release(workspace, "hybrid-flaky-crud", overlay, base="hybrid", config=config)
+    marker = target.releases.marker_file
+    commit = build_release(
+        workspace, "hybrid-flaky-crud", overlay, base="hybrid", config=config, marker_file=marker
+    )
     assert workspace.head() == head  # the checkout is left alone
     assert workspace.git("rev-parse", "HEAD") == head
     assert workspace.git("rev-parse", "hybrid-flaky-crud^{commit}") == commit
@@ -59,7 +62,7 @@ def test_build_commits_the_good_release_plus_overlay_and_config(
     assert "app/chat_session/migrations/0011_chatsession_transport.py" in files  # hybrid's
     shown = json.loads(workspace.git("show", f"{commit}:{DEFECT_FILE}"))
     assert shown == config
-    assert workspace.git("show", f"{commit}:{RELEASE_FILE}") == "hybrid-flaky-crud"
+    assert workspace.git("show", f"{commit}:{marker}") == "hybrid-flaky-crud"
     assert workspace.git("status", "--porcelain") == ""
 
 

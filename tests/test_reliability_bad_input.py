@@ -24,7 +24,6 @@ from reliability_support import (
     DrillProcess,
     child_env,
     drill_dir,
-    leftovers,
 )
 
 from rollback_drill.errors import (
@@ -108,7 +107,7 @@ def test_the_shipped_policy_checks_out() -> None:
 
 def _target(tmp_path: Path, **changes: object) -> Path:
     data = yaml.safe_load(REFERENCE.read_text())
-    data["compose_dir"] = str(ROOT / "compose")
+    data["project_dir"] = str(ROOT / "compose")
     data.update(changes)
     path = tmp_path / "target.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -204,7 +203,7 @@ def _pinned_target(tmp_path: Path, port: int) -> Path:
     text = text.replace(line, f'      - "127.0.0.1:{port}:80"\n')
     (compose / "docker-compose.yml").write_text(text)
     data = yaml.safe_load(REFERENCE.read_text())
-    data["compose_dir"] = str(compose)
+    data["project_dir"] = str(compose)
     path = tmp_path / "target.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -212,14 +211,12 @@ def _pinned_target(tmp_path: Path, port: int) -> Path:
 
 @pytest.mark.docker
 @NEEDS_DOCKER
-def test_pinned_port_in_use(tmp_path: Path, busy_port: int) -> None:
+def test_a_port_the_compose_file_pins_never_binds(tmp_path: Path, busy_port: int) -> None:
+    """A team's file that publishes a fixed port (here one in use) does not collide: the
+    run's override replaces every published port with a loopback one of its own."""
     res = cli("check-target", str(_pinned_target(tmp_path, busy_port)))
-    assert res.returncode == PortInUse.exit_code == 20
-    assert one_line(res) == (
-        f"rollback-drill: service 'nginx' publishes 127.0.0.1:{busy_port}, which is already in "
-        "use on this machine (Address already in use); free it or let Compose pick a port "
-        "('127.0.0.1::<container port>')"
-    )
+    assert res.returncode == 0, res.stderr
+    assert "no host port it pins is in use" in res.stdout
 
 
 def test_exit_statuses_are_distinct() -> None:
@@ -300,20 +297,40 @@ def test_drill_without_compose(tmp_path: Path, no_compose: dict[str, str]) -> No
 
 @pytest.mark.docker
 @NEEDS_DOCKER
-def test_drill_with_pinned_port_in_use_creates_nothing(tmp_path: Path, busy_port: int) -> None:
+def test_the_runs_pinned_port_taken_refuses_before_anything_is_built() -> None:
+    """The host ports a run pins (nginx, PostgreSQL, Redis) were free when its workspace was
+    made; one taken since makes ``up`` refuse in one line, before the first build."""
     import docker
 
-    target = _pinned_target(tmp_path, busy_port)
-    proc, out = _drill(tmp_path, NEEDS_STACK, f"--drill-target={target}", "--drill-require-docker")
-    assert proc.proc.returncode == 1, out
-    line = _setup_error(out, "test_needs_a_stack")
-    assert line.startswith(f"PortInUse: service 'nginx' publishes 127.0.0.1:{busy_port}, "), line
-    (run,) = proc.run_ids()
-    client = docker.from_env()
+    from rollback_drill.journal import Journal
+    from rollback_drill.stack import Stack
+    from rollback_drill.target import load_target
+    from rollback_drill.workspace import create_workspace
+
+    target = load_target(REFERENCE)
+    workspace = create_workspace(target)
+    journal = Journal()
     try:
-        assert leftovers(client, run, proc.pid, proc.started) == []
-        # refused before the first build: the journal has no build, no `up`
-        steps = [(e["kind"], e["name"], e.get("status")) for e in proc.events()]
-        assert ("stack", "up", "failed") in steps and ("stack", "down", "ok") in steps
+        env = dict(line.split("=", 1) for line in workspace.env_file.read_text().splitlines())
+        port = int(env["RBD_NGINX_HOST_PORT"])
+        stack = Stack(target, workspace, journal)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))
+            sock.listen()
+            with pytest.raises(PortInUse) as caught:
+                stack.up([target.services.nginx])
+        assert str(caught.value).startswith(
+            f"service 'nginx' publishes 127.0.0.1:{port}, which is already in use"
+        ), caught.value
+        steps = [(e.kind, e.name, e.data.get("status")) for e in journal.events]
+        assert ("stack", "up", "failed") in steps
+        assert not [e for e in journal.events if e.kind == "compose" and "build" in e.name]
+        client = docker.from_env()
+        try:
+            label = {"label": f"io.rollback-drill.run={workspace.run_id}"}
+            assert client.containers.list(all=True, filters=label) == []
+            assert client.images.list(filters=label) == []
+        finally:
+            client.close()
     finally:
-        client.close()
+        workspace.remove()

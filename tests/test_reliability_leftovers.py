@@ -94,7 +94,7 @@ def broken_target(tmp_path: Path, edit: str, after: str) -> Path:
     assert after in text
     (compose / "docker-compose.yml").write_text(text.replace(after, after + edit, 1))
     data = yaml.safe_load((ROOT / "targets" / "reference.yaml").read_text())
-    data["compose_dir"] = str(compose)
+    data["project_dir"] = str(compose)
     path = tmp_path / "target.yaml"
     path.write_text(yaml.safe_dump(data))
     return path

@@ -88,17 +88,17 @@ log = logging.getLogger("leak-probe")
 
 def test_a_drill_failing_on_its_secrets(fresh_stack):
     st = fresh_stack
-    secrets, users = st.workspace.secrets, st.target.users
+    user, admin = st.workspace.user, st.workspace.admin
     print("database:", st.postgres_dsn())
-    log.warning("admin password is %s", secrets.admin_password)
+    log.warning("admin password is %s", admin.password)
     with AppClient(st.base_url) as client:
-        login = client.login(users.user, secrets.user_password)
+        login = client.login(user.username, user.password)
         cookie = client.http.cookies.get("sessionid", "")
         seen = {"run": st.workspace.run_id, "env": {}, "sessions": [cookie]}
         with pathlib.Path(os.environ["I7_SECRETS_OUT"]).open("a") as fh:
             fh.write(json.dumps(seen) + "\\n")
         assert login.status == 299, login  # the answer's repr has its Set-Cookie header
-    assert client.login(users.admin, secrets.admin_password).status == 0
+    assert client.login(users.admin, admin.password).status == 0
 '''
 
 

@@ -47,3 +47,39 @@ def test_bad_yaml(tmp_path: Path) -> None:
 def test_unknown_overlay() -> None:
     with pytest.raises(TargetError, match="no overlay for release 'nope'"):
         load_target(REFERENCE_TARGET).overlay_dir("nope")
+
+
+def _reference_with(tmp_path: Path, old: str, new: str) -> Path:
+    text = REFERENCE_TARGET.read_text()
+    assert old in text
+    path = tmp_path / "t.yaml"
+    path.write_text(text.replace("../compose", str(REFERENCE_TARGET.parent.parent / "compose"))
+                    .replace(old, new))  # fmt: skip
+    return path
+
+
+def test_a_schema_1_file_is_named_as_such(tmp_path: Path) -> None:
+    path = _reference_with(tmp_path, "schema: 2\n", "")
+    with pytest.raises(TargetError, match=r"field 'schema': this suite reads target schema 2"):
+        load_target(path)
+
+
+def test_an_undefined_reference_names_field_and_variable(tmp_path: Path) -> None:
+    path = _reference_with(tmp_path, "password: ${POSTGRES_PASSWORD}", "password: ${DB_PW}")
+    with pytest.raises(
+        TargetError, match=r"field 'database.password': \$\{DB_PW\} is not defined in env"
+    ):
+        load_target(path)
+
+
+def test_a_bad_env_name_names_the_field(tmp_path: Path) -> None:
+    path = _reference_with(tmp_path, "generated: [POSTGRES_PASSWORD", "generated: [2BAD")
+    with pytest.raises(TargetError, match=r"field 'env.generated': .*'2BAD'"):
+        load_target(path)
+
+
+def test_the_example_stack_target_loads() -> None:
+    target = load_target(REFERENCE_TARGET.parent.parent / "examples/notes/target.yaml")
+    assert target.services.wsgi == "web" and target.service("asgi") == "live"
+    assert target.ports.asgi_port == 8001 and target.users.create is not None
+    assert target.images["nginx:1.22"] == "rollback-drill/nginx:bookworm"

@@ -5,7 +5,9 @@ from pathlib import Path
 from paths import REFERENCE_TARGET
 
 from rollback_drill.target import load_target
-from rollback_drill.workspace import RELEASE_FILE, create_workspace
+from rollback_drill.workspace import create_workspace
+
+RELEASE_FILE = "app/RELEASE"  # the reference target's releases.marker_file
 
 
 def test_releases_are_commits_and_previous_is_checked_out(tmp_path: Path) -> None:
@@ -24,7 +26,12 @@ def test_releases_are_commits_and_previous_is_checked_out(tmp_path: Path) -> Non
         assert (ws.root / "nginx/nginx.conf").read_text() != pre_conf
         assert ws.git("rev-parse", "HEAD~1") == ws.commits["pre-hybrid"]
         env = (ws.root / ".env").read_text()
-        assert ws.secrets.postgres_password in env and "RBD_RUN_ID=unit0001" in env
+        assert f"POSTGRES_PASSWORD={ws.database.password}" in env
+        assert "RBD_RUN_ID=unit0001" in env
+        assert ws.database.password in ws.secrets.all()
+        assert ws.user.username == "drill_user" and ws.user.password in ws.secrets.all()
+        assert ws.admin.username == "drill_admin" and ws.admin.password in ws.secrets.all()
+        assert ws.database.name == "arena_production" and ws.database.user == "arena_user"
         assert ".env" not in ws.git("ls-files")
     finally:
         ws.remove()

@@ -103,8 +103,8 @@ class _Session:
     def get(self) -> AppClient:
         if self.client is None:
             client = AppClient(self.stack.base_url, timeout=10.0)
-            users, pw = self.stack.target.users, self.stack.workspace.secrets.user_password
-            answer = client.login(users.user, pw)
+            user = self.stack.workspace.user
+            answer = client.login(user.username, user.password)
             if answer.status != 200:
                 client.close()
                 raise ConnectionError(f"login for the effect probe answered {answer.status}")

@@ -32,7 +32,7 @@ from rollback_drill.errors import FaultError
 from rollback_drill.faults.base import BaseFault, Effect
 from rollback_drill.journal import Journal
 from rollback_drill.stack import Stack
-from rollback_drill.workspace import RELEASE_FILE, Workspace
+from rollback_drill.workspace import Workspace, mark_release
 
 __all__ = ["DEFECT_FILE", "FaultyRelease", "build_release"]
 
@@ -48,6 +48,7 @@ def build_release(
     *,
     base: str,
     config: Mapping[str, Any] | None = None,
+    marker_file: str | None = None,
 ) -> str:
     """Commit ``base`` + ``overlay`` + the defect config as release ``name``; returns the commit.
 
@@ -63,7 +64,7 @@ def build_release(
         if config is not None:
             path = workspace.root / DEFECT_FILE
             path.write_text(json.dumps(dict(config), indent=2, sort_keys=True) + "\n")
-        (workspace.root / RELEASE_FILE).write_text(name + "\n")
+        mark_release(workspace.root, marker_file, name)
         workspace.git("add", "-A")
         existing = workspace.git("tag", "--list", name)
         if existing:
@@ -112,6 +113,7 @@ class FaultyRelease(BaseFault):
         release: str,
         *,
         config: Mapping[str, Any] | None = None,
+        marker_file: str | None = None,
         observer: Observer,
         live_from: LiveFrom = "containers",
         deploy: Callable[[str], object] | None = None,
@@ -145,6 +147,7 @@ class FaultyRelease(BaseFault):
                 overlay,
                 base=self.good_release,
                 config=self.config or None,
+                marker_file=self.stack.target.releases.marker_file,
             )
         return self.commit
 

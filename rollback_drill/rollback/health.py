@@ -32,7 +32,7 @@ def _health(stack: Stack, client: AppClient) -> dict[str, Any]:
 
 def smoke_test(stack: Stack, release: str, timeout_s: float = HEALTH_TIMEOUT_S) -> str:
     """Health 200 (DB and Redis ok) from ``release`` served by WSGI, login, API data."""
-    t, secrets = stack.target, stack.workspace.secrets
+    t = stack.target
     with AppClient(stack.base_url) as client:
         health = wait_for(
             lambda: _health(stack, client),
@@ -48,7 +48,7 @@ def smoke_test(stack: Stack, release: str, timeout_s: float = HEALTH_TIMEOUT_S) 
             problems.append(f"release {health['release']!r} answers, not {release!r}")
         if health["served_by"] != "wsgi":
             problems.append(f"health served by {health['served_by']!r}, not wsgi")
-        login = client.login(t.users.user, secrets.user_password)
+        login = client.login(stack.workspace.user.username, stack.workspace.user.password)
         if login.status != 200:
             problems.append(f"login answered {login.status}")
         models = client.get("/api/models/")
@@ -77,12 +77,13 @@ def full_health_check(stack: Stack, release: str) -> str:
     """The Rollback Validation Checklist's checks that need no metrics: containers healthy,
     DB and Redis (health), health 200, admin panel, user and admin login, API data."""
     out = [containers_healthy(stack), smoke_test(stack, release)]
-    t, secrets = stack.target, stack.workspace.secrets
+    t = stack.target
     with AppClient(stack.base_url) as client:
         admin = client.get(t.paths.admin)
         if admin.status not in (200, 302):
             raise RollbackError(f"admin panel {t.paths.admin} answered {admin.status}")
-        staff = client.admin_login(t.users.admin, secrets.admin_password)
+        admin_user = stack.workspace.admin
+        staff = client.admin_login(admin_user.username, admin_user.password)
         if staff != 200:
             raise RollbackError(f"admin login answered {staff}")
     out.append(f"admin {admin.status}, admin login 200")
