@@ -4,6 +4,11 @@ A fault applied, a trigger fired, a phase run, a check: each is an event with wa
 monotonic time; a *step* is an event pair with duration, status and the exception if it failed
 (after chaoslib's ``execute_activity``). Reports are views of the journal. Secrets registered
 with :meth:`Journal.redact` never reach the file.
+
+Every event is also logged as one line (:mod:`rollback_drill.progress`) with the time elapsed
+since the drill began (:meth:`Journal.begin`), redacted the same way: the drill's progress as it
+happens. The journal knows which steps are running (:meth:`Journal.open_steps`), so a drill
+that hangs can name the step it hung in.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from rollback_drill import progress
 
 REDACTED = "***"
 
@@ -49,6 +56,11 @@ class Step:
     duration_s: float = 0.0
     status: str = "running"
 
+    def describe(self, now: float | None = None) -> str:
+        """``kind name`` and how long it has been running, e.g. ``rollback phase1.stop (41 s)``."""
+        running = (time.monotonic() if now is None else now) - self.started
+        return f"{self.kind} {self.name} (running for {running:.0f} s)"
+
 
 class Journal:
     def __init__(self, path: Path | None = None) -> None:
@@ -56,6 +68,8 @@ class Journal:
         self.events: list[Event] = []
         self._secrets: set[str] = set()
         self._lock = threading.Lock()
+        self._open: list[Step] = []
+        self.t0 = time.monotonic()  # the progress lines' elapsed time counts from here
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -73,23 +87,62 @@ class Journal:
             return [self.scrub(v) for v in value]
         return value
 
+    def begin(self, drill: str) -> Event:
+        """A drill begins: the progress lines' elapsed time counts from now."""
+        self.t0 = time.monotonic()
+        return self.event("drill", drill, phase="start")
+
     def event(self, kind: str, name: str, **data: Any) -> Event:
-        ev = Event(kind, name, time.time(), time.monotonic(), self.scrub(data))
+        ev = Event(kind, self.scrub(name), time.time(), time.monotonic(), self.scrub(data))
         with self._lock:
             self.events.append(ev)
             if self.path is not None:
                 with self.path.open("a") as fh:
                     fh.write(json.dumps(ev.as_dict(), default=str) + "\n")
+        self._log(ev)
         return ev
+
+    def _log(self, ev: Event) -> None:
+        level = progress.level_of(ev.kind, ev.data)
+        if not progress.log.isEnabledFor(level):
+            return
+        try:
+            line = self.scrub(progress.describe(ev.kind, ev.name, ev.data))
+        except Exception as exc:  # a line that cannot be drawn must not fail the drill
+            line = f"{ev.kind} {ev.name} (not shown: {type(exc).__name__})"
+        progress.log.log(level, "[%6.1f s] %s", ev.mono - self.t0, line)
+
+    def open_steps(self) -> list[Step]:
+        """The steps running now, outermost first. Lock-free: a signal handler (the drill's
+        time limit) may ask while the interrupted code holds the lock."""
+        return list(self._open)
+
+    def current_step(self) -> Step | None:
+        """The innermost step running now (the one a hung drill is stuck in), or None."""
+        steps = self.open_steps()
+        return steps[-1] if steps else None
+
+    def last_failed_step(self, since: float = 0.0) -> Event | None:
+        """The end event of the last step that failed (monotonic time ``since`` or later)."""
+        with self._lock:
+            for ev in reversed(self.events):
+                if ev.mono < since:
+                    return None
+                if ev.data.get("phase") == "end" and ev.data.get("status") == "failed":
+                    return ev
+        return None
 
     @contextlib.contextmanager
     def step(self, kind: str, name: str, **data: Any) -> Iterator[Step]:
         step = Step(kind, name, dict(data))
         start = self.event(kind, name, phase="start", **data)
         step.started = start.mono
+        with self._lock:
+            self._open.append(step)
         try:
             yield step
         except BaseException as exc:
+            self._close(step)
             step.status = "failed"
             step.duration_s = time.monotonic() - start.mono
             self.event(
@@ -102,11 +155,16 @@ class Journal:
                 **step.data,
             )
             raise
+        self._close(step)
         step.status = "ok"
         step.duration_s = time.monotonic() - start.mono
         self.event(
             kind, name, phase="end", status="ok", duration_s=round(step.duration_s, 3), **step.data
         )
+
+    def _close(self, step: Step) -> None:
+        with self._lock:
+            self._open[:] = [s for s in self._open if s is not step]
 
     def of_kind(self, kind: str) -> list[Event]:
         with self._lock:
