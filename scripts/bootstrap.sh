@@ -125,4 +125,24 @@ build_image python python.Dockerfile "$LOCK"
 build_image postgres postgres.Dockerfile "$IMAGES/postgres-entrypoint.sh"
 build_image redis redis.Dockerfile
 build_image nginx nginx.Dockerfile
+
+# --- 5. promtool -----------------------------------------------------------------------------
+# `rollback-drill alerts` writes Prometheus rules; the tests prove them with `promtool check rules`
+# and `promtool test rules`. Debian ships promtool only in its `prometheus` package (the server
+# comes with it, ~96 MB; no smaller package carries promtool in bookworm). Nothing is started:
+# apt's policy-rc.d (Debian containers) or, when absent, a temporary one refuses service starts.
+if ! command -v promtool >/dev/null; then
+    step "promtool: installing Debian's prometheus package (promtool; the server is not started)"
+    if [ -e /usr/sbin/policy-rc.d ]; then
+        apt_install -o DPkg::Lock::Timeout=300 prometheus
+    else
+        is_root || die "need root to install prometheus (apt-get); run as root or install it yourself"
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+        apt_install -o DPkg::Lock::Timeout=300 prometheus
+        rm -f /usr/sbin/policy-rc.d
+        trap - EXIT
+    fi
+    command -v promtool >/dev/null || die "promtool missing after installing prometheus"
+fi
 step "ready"
