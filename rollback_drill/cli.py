@@ -6,6 +6,10 @@ images carrying the ``io.rollback-drill.run`` label and nothing else, and the ru
 unless ``--all`` is given; ``--run ID`` narrows it to the named runs.
 ``check-policy PATH`` and ``check-target PATH`` validate a policy or a target (with the machine:
 Docker, Compose, the host ports the target pins) and change nothing.
+``up [--target PATH] [--release previous|next]`` brings a stack up ready to use and leaves it
+running (kept: ``cleanup`` spares it unless ``--all``); ``down [--run ID]`` removes it
+(:mod:`rollback_drill.session`). ``report JUNIT_OR_RUN_DIR...`` compares runs over time
+(:mod:`rollback_drill.trends`).
 ``drill --target PATH [-m MARKERS] [PYTEST ARGS...]`` runs the drills shipped in the package
 (``rollback_drill.drills``) with pytest from the current directory, JUnit and the drill report
 written under ``reports/`` there.
@@ -27,6 +31,15 @@ from rollback_drill.errors import DrillError
 from rollback_drill.override import OVERRIDE_FILE, write_override
 from rollback_drill.policy import load_policy
 from rollback_drill.preflight import check_compose, check_pinned_ports
+from rollback_drill.session import (
+    KEPT_FILE,
+    KEPT_LABEL,
+    bring_up,
+    describe,
+    kept_runs,
+    resolve_target,
+    take_down,
+)
 from rollback_drill.stack import RUN_LABEL, docker_client, sweep
 from rollback_drill.target import load_target
 from rollback_drill.workspace import PID_LABEL, create_workspace
@@ -62,19 +75,28 @@ def _workspaces() -> dict[str, tuple[Path, int]]:
 def cleanup(all_runs: bool = False, only: Sequence[str] = ()) -> list[str]:
     client = docker_client()
     runs: dict[str, int] = {}
+    kept: set[str] = set()  # left running on purpose by `rollback-drill up`
     for c in client.containers.list(all=True, filters={"label": RUN_LABEL}):
         labels = c.labels
         runs[labels[RUN_LABEL]] = int(labels.get(PID_LABEL, "0") or 0)
+        if labels.get(KEPT_LABEL) == "1":
+            kept.add(labels[RUN_LABEL])
     for kind in (client.networks, client.volumes, client.images):
         for obj in kind.list(filters={"label": RUN_LABEL}):
             labels = obj.attrs.get("Labels") or obj.attrs.get("Config", {}).get("Labels") or {}
             runs.setdefault(labels.get(RUN_LABEL, ""), int(labels.get(PID_LABEL, "0") or 0))
+            if labels.get(KEPT_LABEL) == "1":
+                kept.add(labels.get(RUN_LABEL, ""))
     workspaces = _workspaces()
-    for run, (_, pid) in workspaces.items():
+    for run, (root, pid) in workspaces.items():
         runs.setdefault(run, pid)
+        if (root / KEPT_FILE).is_file():
+            kept.add(run)
     removed: list[str] = []
     for run, pid in sorted(runs.items()):
-        if not run or (only and run not in only) or not (all_runs or not _alive(pid)):
+        if not run or (only and run not in only):
+            continue
+        if not all_runs and (run in kept or _alive(pid)):
             continue
         removed += sweep(client, f"{RUN_LABEL}={run}")
         if run in workspaces:
@@ -153,7 +175,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rollback-drill", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     clean = sub.add_parser("cleanup", help="remove what killed runs left behind (by label only)")
-    clean.add_argument("--all", action="store_true", help="also runs whose process is alive")
+    clean.add_argument(
+        "--all",
+        action="store_true",
+        help="also runs whose process is alive, and stacks left running by `up`",
+    )
     clean.add_argument(
         "--run", action="append", default=[], metavar="ID", help="only this run (repeatable)"
     )
@@ -174,6 +200,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--report-dir", type=Path, default=Path("reports"), help="where reports go (reports/)"
     )
     drill.add_argument("--junitxml", type=Path, default=None, help="JUnit file")
+    up = sub.add_parser(
+        "up", help="bring a stack up ready to use (migrated, users created) and leave it running"
+    )
+    up.add_argument(
+        "--target", type=Path, default=None, help="the target file (default: $RBD_TARGET)"
+    )
+    up.add_argument(
+        "--release",
+        default=None,
+        help="previous (default) or next (deployed on top), or a release's own name",
+    )
+    up.add_argument(
+        "--report-dir", type=Path, default=Path("reports"), help="journal in DIR/up/<run>/"
+    )
+    up.add_argument(
+        "--show-credentials", action="store_true", help="also print the logins (not only where)"
+    )
+    down = sub.add_parser("down", help="remove a stack `up` left running, and its workspace")
+    down.add_argument("--run", default=None, metavar="ID", help="which one (when several)")
+    report = sub.add_parser(
+        "report", help="runs over time: TTD per trigger, rollback per phase, defects, failures"
+    )
+    report.add_argument(
+        "inputs", nargs="+", type=Path, metavar="JUNIT_OR_RUN_DIR", help="JUnit files, run dirs"
+    )
+    report.add_argument("--html", type=Path, default=None, metavar="OUT", help="an HTML page")
+    report.add_argument("--plots", type=Path, default=None, metavar="DIR", help="PNG plots here")
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "drill":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -191,6 +244,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             for item in removed:
                 print(f"removed {item}")
             print(f"cleanup: {len(removed)} object(s) removed")
+            if not args.all:
+                for run in sorted(kept_runs()):
+                    print(
+                        f"kept {run}: left running by `rollback-drill up` "
+                        f"(rollback-drill down --run {run})"
+                    )
+        elif args.command == "up":
+            try:
+                kept = bring_up(
+                    resolve_target(args.target), args.release, report_root=args.report_dir
+                )
+            except KeyboardInterrupt:
+                print("rollback-drill: up interrupted; the stack was removed", file=sys.stderr)
+                return 130
+            for line in describe(kept, show_credentials=args.show_credentials):
+                print(line)
+        elif args.command == "down":
+            run, removed = take_down(args.run)
+            for item in removed:
+                print(f"removed {item}")
+            print(f"down: {run} removed ({len(removed)} object(s))")
+        elif args.command == "report":
+            from rollback_drill import trends
+
+            return trends.run_report(args.inputs, html_out=args.html, plots_dir=args.plots)
         elif args.command == "check-policy":
             loaded = load_policy(args.path)
             print(f"{args.path}: ok ({len(loaded.triggers)} triggers, {len(loaded.matrix)} rows)")

@@ -5,6 +5,14 @@ Sections: a summary table of every drill; per drill its measured properties, a t
 decision, rollback start and end, checklist) embedded as a PNG, the plan's "Lessons Learned"
 template filled in and the rollback announcement as sent; then the plan defects and the
 policy's resolved ambiguities. Everything comes from the journal and the drills' records.
+
+On the timeline every marker is a number at the top of its line (numbers of markers seconds
+apart are staggered over four rows), listed beside the plot with its time and label; the
+threshold of the trigger that fired (the drill's ``trigger`` and ``threshold`` properties, in
+the metric's units: both bounds of a band) is drawn on the panel of its metric -- error rate,
+P95 or memory -- or on a panel of its own for a metric the timeline does not plot, with the
+measured value at the decision. The page also embeds its data as JSON
+(``<script id="rbd-run-data">``), which ``rollback-drill report`` reads to compare runs.
 """
 
 from __future__ import annotations
@@ -12,7 +20,10 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
+import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -67,23 +78,128 @@ _PANELS = (
     ("memory", "memory / limit (%)", 100.0),
 )
 _CSS = """
-body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
+body{font-family:system-ui,sans-serif;margin:2em;max-width:1300px;color:#222}
 table{border-collapse:collapse;margin:1em 0}
 td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f3f3f3}.passed{color:#176d2c;font-weight:bold}.failed{color:#b00020;font-weight:bold}
 .skipped{color:#777}pre{background:#f7f7f7;padding:8px;white-space:pre-wrap}
 section{border-top:2px solid #ddd;margin-top:2em;padding-top:.5em}img{max-width:100%}
+.timeline{display:flex;gap:1em;align-items:flex-start}.timeline img{max-width:72%}
+.timeline table{font-size:85%;margin:0}
 """
 
 
-def plot_timeline(timeline: Timeline) -> bytes:
-    """The drill's timeline as PNG bytes: one panel per measured quantity, shared time axis."""
+# the timeline's panel of each metric it plots (others get a panel of their own)
+_METRIC_PANEL = {"error_rate": "error_rate", "p95_latency": "p95_s", "memory_usage_ratio": "memory"}
+_LEVELS = 4  # rows the marker numbers are staggered over
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """The threshold of the trigger that fired, for the timeline (metric units)."""
+
+    trigger: str
+    metric: str  # "" when the policy does not know the trigger
+    bounds: tuple[float, ...]  # one threshold, or a band's two bounds
+    measured: float | None = None
+    at: float | None = None  # wall time of the decision
+
+    @property
+    def panel(self) -> str | None:
+        return _METRIC_PANEL.get(self.metric)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _bounds(value: Any) -> tuple[float, ...]:
+    if isinstance(value, str) and value.startswith("["):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return ()
+    items = value if isinstance(value, list | tuple) else [value]
+    return tuple(n for v in items if (n := _number(v)) is not None)
+
+
+def _metric_of(trigger: str, policy_path: Any = None) -> str:
+    from rollback_drill.errors import DrillError
+    from rollback_drill.policy import load_policy
+
+    try:
+        path = Path(policy_path) if policy_path and Path(str(policy_path)).is_file() else None
+        policy = load_policy(path)
+    except (DrillError, OSError):
+        return ""
+    for rule in (*policy.triggers, *policy.matrix):
+        if rule.id == trigger:
+            return str(rule.metric)
+    return ""
+
+
+def threshold_of(d: DrillSummary, policy_path: Any = None) -> Threshold | None:
+    """The fired trigger's threshold, from the drill's properties (None: no decision)."""
+    trigger = str(d.properties.get("trigger") or "")
+    bounds = _bounds(d.properties.get("threshold"))
+    if not trigger or not bounds:
+        return None
+    at = None
+    if d.timeline is not None:
+        walls = [w for w, label in d.timeline.markers if label == f"decision {trigger}"]
+        at = min(walls) if walls else None
+    return Threshold(
+        trigger,
+        _metric_of(trigger, policy_path),
+        bounds,
+        _number(d.properties.get("measured_value")),
+        at,
+    )
+
+
+def marker_rows(timeline: Timeline) -> list[tuple[int, float, str]]:
+    """The markers as numbered on the plot: (number, seconds since the plot's start, label)."""
+    t0 = _origin(timeline)
+    return [(n, wall - t0, label) for n, (wall, label) in enumerate(sorted(timeline.markers), 1)]
+
+
+def _origin(timeline: Timeline) -> float:
     walls = [t for pts in timeline.series.values() for t, _ in pts] + [
         t for t, _ in timeline.markers
     ]
-    t0 = min(walls) if walls else 0.0
-    fig, axes = plt.subplots(len(_PANELS), 1, sharex=True, figsize=(10, 7))
-    for ax, (key, label, factor) in zip(axes, _PANELS, strict=True):
+    return min(walls) if walls else 0.0
+
+
+def stagger(xs: list[float], min_gap: float) -> list[int]:
+    """A row (0.._LEVELS-1) for each label at ``xs`` (sorted): a label closer than ``min_gap``
+    to the last one of a row goes to the next row that has room (the lowest full one else)."""
+    last: list[float | None] = [None] * _LEVELS
+    rows = []
+    for x in xs:
+        free = [r for r in range(_LEVELS) if last[r] is None or x - (last[r] or 0.0) >= min_gap]
+        row = free[0] if free else min(range(_LEVELS), key=lambda r: last[r] or 0.0)
+        last[row] = x
+        rows.append(row)
+    return rows
+
+
+def plot_timeline(timeline: Timeline, threshold: Threshold | None = None) -> bytes:
+    """The drill's timeline as PNG bytes: one panel per measured quantity, shared time axis,
+    numbered markers (see :func:`marker_rows`), the fired trigger's threshold."""
+    t0 = _origin(timeline)
+    panels = list(_PANELS)
+    if threshold is not None and threshold.panel is None:
+        name = threshold.metric or "value"
+        panels.append(("threshold", f"{threshold.trigger}\n({name})", 1.0))
+    fig, axes = plt.subplots(len(panels), 1, sharex=True, figsize=(10, 2.0 + 1.9 * len(panels)))
+    for ax, (key, label, factor) in zip(axes, panels, strict=True):
         for name, pts in sorted(timeline.series.items()):
             if name == key or name.startswith(key + ":"):
                 ax.plot(
@@ -96,26 +212,64 @@ def plot_timeline(timeline: Timeline) -> bytes:
         ax.grid(alpha=0.3)
         if any(name.startswith(key + ":") for name in timeline.series):
             ax.legend(loc="upper left", fontsize=7)
-    for i, (wall, text) in enumerate(sorted(timeline.markers)):
+    if threshold is not None:
+        _draw_threshold(axes, panels, threshold, t0)
+    rows = marker_rows(timeline)
+    span = max(
+        [x for _, x, _ in rows]
+        + [t - t0 for pts in timeline.series.values() for t, _ in pts]
+        + [1.0]
+    )
+    levels = stagger([x for _, x, _ in rows], min_gap=span * 0.035)
+    for (n, x, _), level in zip(rows, levels, strict=True):
         for ax in axes:
-            ax.axvline(wall - t0, color="C3", linestyle="--", linewidth=0.8)
+            ax.axvline(x, color="C3", linestyle="--", linewidth=0.7, alpha=0.8)
         axes[0].annotate(
-            text,
-            (wall - t0, 1.0),
+            str(n),
+            (x, 1.0),
             xycoords=("data", "axes fraction"),
-            rotation=60,
             fontsize=7,
             va="bottom",
-            ha="left",
-            xytext=(0, 2 + (i % 2) * 4),
+            ha="center",
+            xytext=(0, 2 + level * 11),
             textcoords="offset points",
+            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "C3", "lw": 0.6},
         )
+    if rows:
+        axes[0].set_title(" ", pad=8 + _LEVELS * 11)  # room for the staggered numbers
     axes[-1].set_xlabel("seconds since the first sample")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
     return buf.getvalue()
+
+
+def _draw_threshold(
+    axes: Any, panels: list[tuple[str, str, float]], th: Threshold, t0: float
+) -> None:
+    key = th.panel or "threshold"
+    index = [k for k, _, _ in panels].index(key)
+    ax, factor = axes[index], panels[index][2]
+    what = "band" if len(th.bounds) > 1 else "threshold"
+    for n, bound in enumerate(th.bounds):
+        ax.axhline(
+            bound * factor,
+            color="C1",
+            linestyle=":",
+            linewidth=1.4,
+            label=f"{th.trigger} {what}" if n == 0 else None,
+        )
+    if th.measured is not None and th.at is not None:
+        ax.plot(
+            [th.at - t0],
+            [th.measured * factor],
+            marker="D",
+            color="C1",
+            linestyle="none",
+            label=f"measured at the decision ({th.measured * factor:.4g})",
+        )
+    ax.legend(loc="upper right", fontsize=7)
 
 
 def _e(value: Any) -> str:
@@ -130,7 +284,7 @@ def _table(rows: list[tuple[Any, ...]], head: tuple[str, ...]) -> str:
     return "".join(out)
 
 
-def _drill_section(d: DrillSummary) -> str:
+def _drill_section(d: DrillSummary, policy_path: Any = None) -> str:
     parts = [f'<section id="{_e(d.nodeid)}"><h2>{_e(d.nodeid)}</h2>']
     parts.append(f'<p class="{_e(d.outcome)}">{_e(d.outcome.upper())} in {d.duration_s:.1f} s</p>')
     if d.failure:
@@ -138,10 +292,23 @@ def _drill_section(d: DrillSummary) -> str:
     if d.properties:
         parts.append(_table(sorted(d.properties.items()), ("property", "value")))
     if d.timeline is not None and (d.timeline.series or d.timeline.markers):
-        png = base64.b64encode(plot_timeline(d.timeline)).decode()
-        order = " → ".join(d.timeline.ordered_labels())
-        parts.append(f'<img alt="timeline of {_e(d.nodeid)}" src="data:image/png;base64,{png}">')
-        parts.append(f"<p>Order of events: {_e(order)}</p>")
+        threshold = threshold_of(d, policy_path)
+        png = base64.b64encode(plot_timeline(d.timeline, threshold)).decode()
+        legend = _table(
+            [(n, f"{x:.1f}", label) for n, x, label in marker_rows(d.timeline)],
+            ("#", "s", "event"),
+        )
+        parts.append(
+            f'<div class="timeline"><img alt="timeline of {_e(d.nodeid)}" '
+            f'src="data:image/png;base64,{png}">{legend}</div>'
+        )
+        if threshold is not None:
+            bounds = " and ".join(f"{b:g}" for b in threshold.bounds)
+            measured = "" if threshold.measured is None else f", measured {threshold.measured:g}"
+            parts.append(
+                f"<p>Dotted: the threshold of {_e(threshold.trigger)} "
+                f"({_e(threshold.metric or 'metric unknown')}): {_e(bounds)}{_e(measured)}.</p>"
+            )
     if d.lessons:
         parts.append("<h3>Rollback Lessons Learned</h3>")
         parts.append(_table(list(d.lessons.items()), ("field", "value")))
@@ -190,7 +357,7 @@ def render_html(report: RunReport) -> str:
                 "budget s",
             ),
         ),
-        *(_drill_section(d) for d in report.drills),
+        *(_drill_section(d, report.settings.get("policy")) for d in report.drills),
         "<section><h2>Plan defects found</h2>",
         _table(
             [
@@ -213,5 +380,26 @@ def render_html(report: RunReport) -> str:
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<title>Rollback drill report {_e(report.run_id)}</title><style>{_CSS}</style></head>"
-        f"<body>{''.join(body)}</body></html>"
+        f"<body>{''.join(body)}{run_data(report)}</body></html>"
     )
+
+
+def run_data(report: RunReport) -> str:
+    """The run's drills, outcomes, properties and defects as JSON in the page, for
+    ``rollback-drill report`` (:mod:`rollback_drill.trends`) to compare runs."""
+    data = {
+        "run_id": report.run_id,
+        "started": report.started,
+        "drills": [
+            {
+                "nodeid": d.nodeid,
+                "outcome": d.outcome,
+                "duration_s": round(d.duration_s, 2),
+                "properties": d.properties,
+            }
+            for d in report.drills
+        ],
+        "defects": [{"id": x.get("id"), "seen_in": x.get("seen_in") or []} for x in report.defects],
+    }
+    text = json.dumps(data, default=str).replace("</", "<\\/")
+    return f'<script type="application/json" id="rbd-run-data">{text}</script>'
