@@ -40,6 +40,7 @@ NIGHTS = [
 
 
 def write_runs(tmp_path: Path) -> list[Path]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     paths = []
     # written out of order: the report orders runs by their timestamp
     for n, (when, err, (p1, p2), rb, ph1, tail) in reversed(list(enumerate(NIGHTS))):
@@ -184,3 +185,19 @@ def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert "Time to detect per trigger" in capsys.readouterr().out
     assert main(["report", str(tmp_path / "nothing-here")]) == 10
     assert "nothing-here: not found" in capsys.readouterr().err
+
+
+def test_a_directory_of_junit_files_is_one_night(tmp_path: Path) -> None:
+    """The layout `gh run download` leaves: nights/<run id>/drill-junit-<date>-<cell>/*.xml."""
+    nights = []
+    for n, path in enumerate(sorted(write_runs(tmp_path / "src"))):
+        night = tmp_path / "nights" / f"{1000 + n}"
+        for cell in range(2):  # two matrix cells, the same night
+            dest = night / f"drill-junit-{n}-{cell}" / f"junit-cell{cell}.xml"
+            dest.parent.mkdir(parents=True)
+            dest.write_text(path.read_text())
+        nights.append(night)
+    t = trends(load_runs(nights, tmp_path))
+    assert [r.label for r in t.runs] == ["1000", "1001", "1002"]
+    assert [len(r.cases) for r in t.runs] == [8, 8, 8]
+    assert t.ttd_series["error_rate"] == [4.0, 6.0, 5.0]
