@@ -1,9 +1,10 @@
 """No data loss, proven row by row: the write ledger against PostgreSQL.
 
 Every write the load generator got acknowledged (the ledger's ``acked``) must be in the database
-as a row with the same ``client_id`` whose written fields hash to the ledger's checksum (the
-app's canonical checksum, ``docs/app-api.md``) and whose stored ``checksum`` column agrees --
-compared write by write, never by counts. Unacknowledged writes may or may not exist; they are
+as a row with the same id whose written fields hash to the ledger's checksum and, where the app
+stores a checksum of its own (the profile's ``_checksum`` column), agrees with it too --
+compared write by write, never by counts. The rows are read with the target's read-back
+queries (its traffic profile's ``ledger.read_back``). Unacknowledged writes may or may not exist; they are
 neither required nor counted as lost.
 
 - :func:`no_acked_write_lost` -- phases 1-4: every acknowledged write is present and intact.
@@ -14,32 +15,28 @@ neither required nor counted as lost.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
 from rollback_drill.checks.base import CheckResult
-from rollback_drill.ledger import Ledger, WriteAck, WriteKind, content_checksum
+from rollback_drill.errors import TargetError
+from rollback_drill.ledger import Ledger, WriteAck, content_checksum
+from rollback_drill.profile import ReadBack
 
 __all__ = ["StoredWrite", "loss_window", "no_acked_write_lost", "read_stored_writes"]
 
-# The reference app's tables (docs/app-api.md: sessions and their messages).
-SESSIONS_SQL = "SELECT client_id::text, title, model_id, checksum FROM chat_session_chatsession"
-MESSAGES_SQL = (
-    "SELECT m.client_id::text, m.role, m.content, m.checksum, s.client_id::text "
-    "FROM chat_session_message m JOIN chat_session_chatsession s ON s.id = m.session_id"
-)
 SHOWN_IDS = 20
 
 
 @dataclass(frozen=True)
 class StoredWrite:
     client_id: str
-    kind: WriteKind
+    kind: str
     fields: dict[str, Any]
-    stored_checksum: str
+    stored_checksum: str | None = None  # the app's own, where it stores one
     parent: str | None = None
 
     @property
@@ -48,16 +45,29 @@ class StoredWrite:
         return content_checksum(self.fields)
 
 
-def read_stored_writes(dsn: str) -> dict[str, StoredWrite]:
-    """Every session and message row, by client_id."""
+def read_stored_writes(dsn: str, read_back: Sequence[ReadBack]) -> dict[str, StoredWrite]:
+    """Every row the read-back queries select, by the write's id (the first column)."""
+    if not read_back:
+        raise TargetError(
+            "no data loss is not observable on this target: its traffic profile has no "
+            "ledger.read_back query"
+        )
     rows: dict[str, StoredWrite] = {}
     with psycopg.connect(dsn, connect_timeout=10) as conn:
-        for cid, title, model, checksum in conn.execute(SESSIONS_SQL):
-            fields = {"client_id": cid, "title": title, "model": model}
-            rows[cid] = StoredWrite(cid, WriteKind.SESSION, fields, checksum)
-        for cid, role, content, checksum, parent in conn.execute(MESSAGES_SQL):
-            fields = {"client_id": cid, "role": role, "content": content}
-            rows[cid] = StoredWrite(cid, WriteKind.MESSAGE, fields, checksum, parent)
+        for spec in read_back:
+            for row in conn.execute(spec.sql.encode()):  # the target's own SQL, as written
+                values = dict(zip(spec.columns, row, strict=True))
+                fields = {k: v for k, v in values.items() if not k.startswith("_")}
+                cid = str(row[0])
+                fields[spec.columns[0]] = cid
+                parent = values.get("_parent")
+                rows[cid] = StoredWrite(
+                    cid,
+                    spec.write,
+                    fields,
+                    values.get("_checksum"),
+                    None if parent is None else str(parent),
+                )
     return rows
 
 
@@ -79,14 +89,14 @@ def _compare(acks: Iterable[WriteAck], stored: dict[str, StoredWrite]) -> _Compa
             continue
         want = ack.attempt.checksum
         why = []
-        if row.kind is not ack.attempt.kind:
+        if row.kind != ack.attempt.kind:
             why.append(f"stored as a {row.kind}, written as a {ack.attempt.kind}")
         if row.checksum != want:
             why.append("row's fields hash differently from what was written")
-        if row.stored_checksum != want:
+        if row.stored_checksum is not None and row.stored_checksum != want:
             why.append("stored checksum column differs")
         if ack.attempt.parent is not None and row.parent != ack.attempt.parent:
-            why.append(f"belongs to session {row.parent}, not {ack.attempt.parent}")
+            why.append(f"belongs to {row.parent}, not {ack.attempt.parent}")
         if why:
             corrupted.append((ack, "; ".join(why)))
         else:
@@ -99,11 +109,15 @@ def _ids(acks: Iterable[WriteAck]) -> list[str]:
 
 
 def no_acked_write_lost(
-    dsn: str, ledger: Ledger, *, name: str = "No data loss (acknowledged writes)"
+    dsn: str,
+    ledger: Ledger,
+    read_back: Sequence[ReadBack],
+    *,
+    name: str = "No data loss (acknowledged writes)",
 ) -> CheckResult:
     """Every acknowledged write is in the database, intact (phases 1-4)."""
     acked = ledger.acked()
-    cmp = _compare(acked, read_stored_writes(dsn))
+    cmp = _compare(acked, read_stored_writes(dsn, read_back))
     ok = bool(acked) and not cmp.missing and not cmp.corrupted
     detail = (
         f"{cmp.present}/{len(acked)} acknowledged writes present and intact, "
@@ -128,6 +142,7 @@ def no_acked_write_lost(
 def loss_window(
     dsn: str,
     ledger: Ledger,
+    read_back: Sequence[ReadBack],
     *,
     dump_started: float,
     restored: float,
@@ -136,7 +151,7 @@ def loss_window(
     """Phase 5: nothing acknowledged before ``dump_started`` or after ``restored`` is missing;
     the writes acknowledged in between that are missing are reported by id."""
     acked = ledger.acked()
-    cmp = _compare(acked, read_stored_writes(dsn))
+    cmp = _compare(acked, read_stored_writes(dsn, read_back))
     before = [a for a in cmp.missing if a.acked < dump_started]
     after = [a for a in cmp.missing if a.acked >= restored]
     window = [a for a in cmp.missing if dump_started <= a.acked < restored]

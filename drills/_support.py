@@ -457,7 +457,7 @@ def probes(run: DrillRun, interval_s: float = 1.0) -> Iterator[tuple[ProbeLoop, 
     stack = run.stack
     integrity = ProbeLoop(
         "integrity",
-        integrity_probe(stack.postgres_dsn(), run.ledger),
+        integrity_probe(stack.postgres_dsn(), run.ledger, stack.target.read_back),
         run.source.integrity,
         interval_s=interval_s,
         journal=run.journal,

@@ -113,13 +113,15 @@ def test_rollback_phase_5_emergency(phase_drill: RollbackDrill) -> None:
     d.stop_loads()
     dsn = stack.postgres_dsn()
     window = loss_window(
-        dsn, before.ledger, dump_started=backups.dump_started, restored=result.finished
+        dsn, before.ledger, stack.target.read_back, dump_started=backups.dump_started, restored=result.finished
     )
     d.record_property("lost_writes", window.measured["lost_in_window"])
     d.record_property("lost_write_ids", ",".join(window.data["lost_ids"]))
     checks = [
         window,
-        no_acked_write_lost(dsn, after.ledger, name="No data loss after the restore"),
+        no_acked_write_lost(
+            dsn, after.ledger, stack.target.read_back, name="No data loss after the restore"
+        ),
         CheckResult("Migrations as in the backup", not beyond_target(stack), "", "none past 0010"),
         *within_budget(result),
         lock_refuses_deployments(stack),

@@ -1,22 +1,24 @@
-"""What one request of each endpoint category does, and how its outcome is classified.
+"""What one request of each endpoint category does on a target, as its traffic profile says
+(:mod:`rollback_drill.profile`), and how its outcome is classified.
 
 HTTP (and SSE) go through one :class:`~rollback_drill.http1.Http1Pool` (see its docstring for
-why not a general client); WebSockets through ``websockets`` (its handshake response, hence
-``X-Served-By`` and ``X-Release``, is public API). Cookies are never kept in a jar: each
-virtual user's login is a prebuilt ``Cookie`` header, so users never share or leak sessions.
+why not a general client); WebSockets through ``websockets``. Cookies are never kept in a jar:
+each virtual user's login is a prebuilt ``Cookie`` header, so users never share or leak
+sessions.
 
-Per category (``docs/app-api.md``):
+Per category:
 
-- ``crud``: one request of the CRUD sub-mix (``traffic.CRUD_WEIGHTS``); writes carry a fresh
-  uuid ``client_id`` and go through the :class:`~rollback_drill.ledger.Ledger`;
-- ``auth``: ``POST /api/auth/login/`` then ``GET /api/auth/me/`` with the new session;
-  401/403 on either (valid credentials) is an auth failure;
-- ``admin``: ``GET /admin/`` with the staff session; a redirect to the admin login page means
-  the staff session was not recognised: an auth failure;
-- ``streaming``: the whole SSE body up to ``event: end`` (a body that ends before is a
+- ``crud``: one request of the profile's weighted list; a write carries a fresh id and goes
+  through the :class:`~rollback_drill.ledger.Ledger` (acknowledged by the profile's statuses,
+  and by the answer echoing the id where the profile says so);
+- ``auth``: a fresh login, then the profile's check request with the new session; 401/403 (or
+  a login refused) is an auth failure;
+- ``admin``: the staff user's page; a redirect to the admin's login page means the staff
+  session was not recognised: an auth failure;
+- ``streaming``: the whole stream up to the profile's end line (a body that ends before is a
   ``server_error``, a dropped connection a ``connect_error``);
-- ``websocket``: handshake with the session cookie, a few echoes, close; any close or drop
-  before the last echo is a ``ws_disconnect``.
+- ``websocket``: handshake with the session cookie, the profile's messages and replies, close;
+  any close or drop before the last reply is a ``ws_disconnect``.
 
 A virtual user whose session gets a 401/403 is logged in again before its next request
 (re-logins are counted, not recorded as requests).
@@ -28,13 +30,14 @@ import asyncio
 import contextlib
 import itertools
 import json
+import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from typing import Any, Final
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
@@ -42,44 +45,20 @@ from websockets.protocol import State
 from websockets.typing import Data
 
 from rollback_drill.http1 import Http1Pool, Response
-from rollback_drill.ledger import Ledger, WriteKind
+from rollback_drill.ledger import Ledger
+from rollback_drill.profile import (
+    Request,
+    TrafficProfile,
+    captured,
+    fill,
+    fill_body,
+    template_values,
+)
 from rollback_drill.records import Outcome, classify_status
-from rollback_drill.traffic import (
-    ADMIN_LOGIN_PATH,
-    ADMIN_PATH,
-    CRUD_WEIGHTS,
-    LOGIN_PATH,
-    ME_PATH,
-    MODELS_PATH,
-    SESSIONS_PATH,
-    SSE_END,
-    STREAM_EVENTS,
-    STREAM_INTERVAL_MS,
-    WS_ECHOES,
-    WS_ROOMS,
-    Category,
-    Credentials,
-    CrudOp,
-    SmoothRoundRobin,
-    message_payload,
-    messages_path,
-    model_path,
-    session_list_path,
-    session_path,
-    session_payload,
-    stream_path,
-    ws_path,
-)
+from rollback_drill.traffic import Category, Credentials, SmoothRoundRobin
 
-_CSRF_COOKIE: Final = "csrftoken"
-_KNOWN_SESSIONS: Final = 256
-_MODELS_REFRESH: Final = 100
-# ops that create a session while no session (or, for a create, a model) is known yet
-_CREATE_A_SESSION_FIRST: Final = (
-    CrudOp.SESSION_CREATE,
-    CrudOp.SESSION_GET,
-    CrudOp.MESSAGE_CREATE,
-)
+_POOL_SIZE: Final = 256
+_CAPTURE_REFRESH: Final = 100  # re-read a captured pool every this many answers
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,16 +71,13 @@ class Result:
     release: str | None = None
     failure_cause: str | None = None
     write_id: str | None = None
-    delay_s: float | None = None  # the release slowed this answer by this (X-Release-Delay-Ms)
+    delay_s: float | None = None  # the release slowed this answer by this much on purpose
 
 
 @dataclass(frozen=True, slots=True)
 class ActionSettings:
     timeout_s: float = 10.0
     connect_timeout_s: float = 3.0
-    stream_events: int = STREAM_EVENTS
-    stream_interval_ms: int = STREAM_INTERVAL_MS
-    ws_echoes: int = WS_ECHOES
 
 
 class _Login:
@@ -117,41 +93,22 @@ class _Login:
         self.lock = asyncio.Lock()
 
 
-def _result(
-    outcome: Outcome,
-    status: int | None,
-    headers: Mapping[str, str] | None,
-    write_id: str | None = None,
-) -> Result:
-    if headers is None:
-        return Result(outcome, status, write_id=write_id)
-    return Result(
-        outcome,
-        status,
-        headers.get("x-served-by"),
-        headers.get("x-release"),
-        headers.get("x-failure-cause"),
-        write_id,
-        _delay_s(headers.get("x-release-delay-ms")),
-    )
+def _cookies(response: Response, jar: SimpleCookie | None = None) -> SimpleCookie:
+    jar = jar if jar is not None else SimpleCookie()
+    for raw in response.cookies:
+        with contextlib.suppress(CookieError):
+            jar.load(raw)
+    return jar
 
 
 def _delay_s(header: str | None) -> float | None:
-    """``X-Release-Delay-Ms`` in seconds (None when absent or not a number)."""
+    """A delay header in milliseconds, in seconds (None when absent or not a number)."""
     if header is None:
         return None
     try:
         return float(header) / 1000
     except ValueError:
         return None
-
-
-def _cookies(response: Response) -> SimpleCookie:
-    jar: SimpleCookie = SimpleCookie()
-    for raw in response.cookies:
-        with contextlib.suppress(CookieError):
-            jar.load(raw)
-    return jar
 
 
 def _wall() -> float:
@@ -166,29 +123,46 @@ class Actions:
         base_url: str,
         http: Http1Pool,
         *,
+        profile: TrafficProfile,
         user: Credentials,
         staff: Credentials | None,
         ledger: Ledger,
         virtual_users: int = 4,
         settings: ActionSettings | None = None,
-        crud_weights: Mapping[CrudOp, int] | None = None,
     ) -> None:
         base = base_url.rstrip("/")
+        self._base = base
         self._prefix = urlsplit(base).path  # a target mounted below "/"
         self._ws_base = "ws" + base[4:]
         self._http = http
+        self._profile = profile
         self._ledger = ledger
         self._settings = settings or ActionSettings()
         self._users = [_Login(user) for _ in range(max(1, virtual_users))]
         self._staff = _Login(staff) if staff is not None else None
         self._user_cycle = itertools.cycle(self._users)
-        self._crud: SmoothRoundRobin[CrudOp] = SmoothRoundRobin(crud_weights or CRUD_WEIGHTS)
-        self._model_ids: list[Any] = []
-        self._model_cycle = 0
-        self._sessions: deque[str] = deque(maxlen=_KNOWN_SESSIONS)
-        self._session_cycle = 0
-        self._ws_counter = 0
-        self._models_seen = 0
+        crud = profile.categories.crud
+        self._requests = {r.name: r for r in crud.requests} if crud else {}
+        self._crud: SmoothRoundRobin[str] = SmoothRoundRobin(
+            {r.name: r.weight for r in crud.requests} if crud else {}
+        )
+        self._producers = profile.producers()
+        self._pools: dict[str, deque[Any]] = {p: deque(maxlen=_POOL_SIZE) for p in self._producers}
+        self._pool_cycle = 0
+        self._answers_seen: dict[str, int] = {}
+        self._counters: dict[str, int] = {}
+        h = profile.headers
+        self._header_names = (
+            (h.served_by or "").lower(),
+            (h.release or "").lower(),
+            (h.failure_cause or "").lower(),
+            (h.delay_ms or "").lower(),
+        )
+        self._csrf_field = re.compile(
+            rf'name="{re.escape(profile.login.csrf.field)}"\s+value="([^"]*)"'
+            if profile.login.csrf and profile.login.csrf.field
+            else r"(?!)"
+        )
         self.relogins = 0
         self._handlers: dict[Category, Callable[[], Awaitable[Result]]] = {
             Category.CRUD: self.crud,
@@ -201,7 +175,7 @@ class Actions:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def setup(self) -> None:
-        """Log the virtual users in and learn the model ids, within the request timeout;
+        """Log the virtual users in and fill the captured pools, within the request timeout;
         whatever fails here is retried by the first request that needs it."""
         logins = [*self._users, *([self._staff] if self._staff else [])]
         with contextlib.suppress(TimeoutError):
@@ -209,9 +183,10 @@ class Actions:
                 await asyncio.gather(*map(self._ensure, logins), return_exceptions=True)
         self.relogins = 0
         if self._users[0].valid:
-            with contextlib.suppress(OSError, TimeoutError, ValueError):
-                async with asyncio.timeout(self._settings.timeout_s):
-                    await self._crud_op(CrudOp.MODELS_LIST)
+            for request in {id(r): r for r in self._producers.values() if r.capture}.values():
+                with contextlib.suppress(OSError, TimeoutError, ValueError, KeyError):
+                    async with asyncio.timeout(self._settings.timeout_s):
+                        await self._crud_request(request)
 
     async def run(self, category: Category) -> Result:
         """One request (or conversation) of ``category``, classified."""
@@ -229,23 +204,49 @@ class Actions:
 
     # -- plumbing ----------------------------------------------------------------------------
 
+    def _result(
+        self,
+        outcome: Outcome,
+        status: int | None,
+        headers: Mapping[str, str] | None,
+        write_id: str | None = None,
+    ) -> Result:
+        if headers is None:
+            return Result(outcome, status, write_id=write_id)
+        served, release, cause, delay = self._header_names
+        return Result(
+            outcome,
+            status,
+            headers.get(served) if served else None,
+            headers.get(release) if release else None,
+            headers.get(cause) if cause else None,
+            write_id,
+            _delay_s(headers.get(delay)) if delay else None,
+        )
+
+    def _classified(self, reply: Response, ok: list[int], write_id: str | None = None) -> Result:
+        outcome = classify_status(reply.status, authenticated=True)
+        if outcome is Outcome.OK and reply.status not in ok:
+            outcome = Outcome.SERVER_ERROR  # an answer the profile does not expect
+        return self._result(outcome, reply.status, reply.headers, write_id)
+
     async def _send(
         self,
         method: str,
         path: str,
         login: _Login | None,
-        body: Mapping[str, object] | None = None,
+        body: bytes | None = None,
+        content_type: str = "application/json",
         stop_at: bytes | None = None,
     ) -> Response:
         headers: dict[str, str] | None = login.headers if login is not None else None
-        data: bytes | None = None
         if body is not None:
-            data = json.dumps(body).encode()
-            headers = {**(headers or {}), "Content-Type": "application/json"}
-            if login is not None and login.csrf:
-                headers["X-CSRFToken"] = login.csrf
+            headers = {**(headers or {}), "Content-Type": content_type}
+            csrf = self._profile.login.csrf
+            if login is not None and login.csrf and csrf is not None:
+                headers[csrf.header] = login.csrf
         response = await self._http.request(
-            method, self._prefix + path, headers=headers, body=data, stop_at=stop_at
+            method, self._prefix + path, headers=headers, body=body, stop_at=stop_at
         )
         if login is not None and response.status in (401, 403):
             login.valid = False
@@ -258,18 +259,40 @@ class Actions:
         async with login.lock:
             if login.valid:
                 return None
-            credentials = {"username": login.credentials.username}
-            credentials["password"] = login.credentials.password
-            reply = await self._send("POST", LOGIN_PATH, None, credentials)
+            flow = self._profile.login
+            fields = {
+                flow.username_field: login.credentials.username,
+                flow.password_field: login.credentials.password,
+            }
+            jar: SimpleCookie = SimpleCookie()
+            if flow.form:
+                page = await self._send("GET", flow.path, None)
+                if page.status != 200:
+                    return self._classified(page, [200])
+                _cookies(page, jar)
+                token = self._csrf_field.search(page.body.decode(errors="replace"))
+                if flow.csrf is not None and flow.csrf.field:
+                    if token is None:
+                        return self._result(Outcome.SERVER_ERROR, page.status, page.headers)
+                    fields[flow.csrf.field] = token.group(1)
+                login.headers = {"Cookie": "; ".join(f"{k}={m.value}" for k, m in jar.items())}
+                body = urlencode(fields).encode()
+                reply = await self._send(
+                    "POST", flow.path, login, body, "application/x-www-form-urlencoded"
+                )
+            else:
+                reply = await self._send("POST", flow.path, None, json.dumps(fields).encode())
             self.relogins += relogin
-            cookies = _cookies(reply)
-            if reply.status != 200 or not cookies:
+            cookies = _cookies(reply, jar)
+            session_ok = flow.session_cookie is None or flow.session_cookie in cookies
+            if reply.status not in flow.ok or not cookies or not session_ok:
                 outcome = classify_status(reply.status, authenticated=True)
                 if outcome is Outcome.OK:
-                    outcome = Outcome.AUTH_FAILURE  # 2xx/3xx without a session cookie
-                return _result(outcome, reply.status, reply.headers)
+                    outcome = Outcome.AUTH_FAILURE  # refused without an error status
+                login.headers = {}
+                return self._result(outcome, reply.status, reply.headers)
             login.headers = {"Cookie": "; ".join(f"{k}={m.value}" for k, m in cookies.items())}
-            csrf = cookies.get(_CSRF_COOKIE)
+            csrf = cookies.get(flow.csrf.cookie) if flow.csrf is not None else None
             login.csrf = csrf.value if csrf is not None else None
             login.valid = True
             return None
@@ -277,121 +300,156 @@ class Actions:
     def _user(self) -> _Login:
         return next(self._user_cycle)
 
+    def _count(self, category: str) -> int:
+        n = self._counters.get(category, 0) + 1
+        self._counters[category] = n
+        return n
+
+    def _values(self, request: Request, category: str = "crud", rooms: int = 1) -> dict[str, Any]:
+        values = template_values(self._base, self._count(category), rooms)
+        for pool in request.pools():
+            items = self._pools[pool]
+            self._pool_cycle += 1
+            values[pool] = items[self._pool_cycle % len(items)]
+        return values
+
     # -- categories --------------------------------------------------------------------------
 
     async def crud(self) -> Result:
-        return await self._crud_op(self._crud.next())
+        request = self._requests[self._crud.next()]
+        # a request whose pool is still empty: the request that fills it instead
+        for _ in range(len(self._requests)):
+            empty = [p for p in request.pools() if not self._pools[p]]
+            if not empty:
+                break
+            request = self._producers[empty[0]]
+        return await self._crud_request(request)
 
-    async def _crud_op(self, op: CrudOp) -> Result:
+    async def _crud_request(self, request: Request) -> Result:
         login = self._user()
         failed = await self._ensure(login)
         if failed is not None:
             return failed
-        if op is CrudOp.MODEL_DETAIL and self._model_ids:
-            self._model_cycle += 1
-            model = self._model_ids[self._model_cycle % len(self._model_ids)]
-            return self._classified(await self._send("GET", model_path(model), login))
-        if op is CrudOp.SESSION_LIST:
-            return self._classified(await self._send("GET", session_list_path(), login))
-        if op is CrudOp.SESSION_GET and self._sessions:
-            self._session_cycle += 1
-            client_id = self._sessions[self._session_cycle % len(self._sessions)]
-            return self._classified(await self._send("GET", session_path(client_id), login))
-        if op is CrudOp.MESSAGE_CREATE and self._sessions:
-            self._session_cycle += 1
-            parent = self._sessions[self._session_cycle % len(self._sessions)]
-            return await self._write(login, WriteKind.MESSAGE, message_payload(), parent)
-        if op in _CREATE_A_SESSION_FIRST and self._model_ids:
-            self._model_cycle += 1
-            model = self._model_ids[self._model_cycle % len(self._model_ids)]
-            return await self._write(login, WriteKind.SESSION, session_payload(model), None)
-        # MODELS_LIST, and every op that needs a model id or a session not known yet
-        reply = await self._send("GET", MODELS_PATH, login)
-        self._models_seen += 1
-        if reply.status == 200 and (
-            not self._model_ids or self._models_seen % _MODELS_REFRESH == 0
-        ):
-            answer = json.loads(reply.body)
-            results = answer.get("results", []) if isinstance(answer, dict) else []
-            self._model_ids = [m["id"] for m in results if isinstance(m, dict) and "id" in m]
-        return self._classified(reply)
+        values = self._values(request)
+        path = fill(request.path, values)
+        if request.write is not None:
+            parent = next(
+                (str(values[p]) for p in request.pools() if self._producers[p].write == p), None
+            )
+            return await self._write(login, request, path, fill_body(request.body, values), parent)
+        body = None if request.body is None else json.dumps(fill_body(request.body, values))
+        reply = await self._send(request.method, path, login, body.encode() if body else None)
+        if request.capture and reply.status in request.status:
+            seen = self._answers_seen.get(request.name, 0)
+            self._answers_seen[request.name] = seen + 1
+            if seen % _CAPTURE_REFRESH == 0 or not all(self._pools[p] for p in request.capture):
+                answer = json.loads(reply.body)
+                for pool, where in request.capture.items():
+                    self._pools[pool].clear()
+                    self._pools[pool].extend(captured(answer, where))
+        return self._classified(reply, request.status)
 
     async def _write(
-        self, login: _Login, kind: WriteKind, fields: dict[str, object], parent: str | None
+        self,
+        login: _Login,
+        request: Request,
+        path: str,
+        fields: dict[str, Any],
+        parent: str | None,
     ) -> Result:
-        attempt = self._ledger.attempt(kind, fields, sent=_wall(), parent=parent)
-        path = messages_path(parent) if parent is not None else SESSIONS_PATH
+        """A write through the ledger; ``parent`` is the write it belongs to (its path's)."""
+        spec = self._profile.ledger
+        assert request.write is not None
+        id_field = spec.ack.id_field if spec is not None else "id"
+        attempt = self._ledger.attempt(
+            request.write, fields, sent=_wall(), parent=parent, id_field=id_field
+        )
         try:
-            reply = await self._send("POST", path, login, fields)
+            reply = await self._send(request.method, path, login, json.dumps(fields).encode())
         except BaseException as exc:  # timeout, connection error, cancellation: no answer
             self._ledger.fail(attempt.client_id, at=_wall(), reason=type(exc).__name__)
             raise
-        if reply.status in (200, 201):
-            checksum: str | None = None
+        acked = reply.status in (spec.ack.status if spec is not None else request.status)
+        checksum: str | None = None
+        if acked and spec is not None and (spec.ack.echo_field or spec.ack.checksum_field):
             try:
                 answer = json.loads(reply.body)
-                checksum = answer.get("checksum") if isinstance(answer, dict) else None
             except ValueError:
-                pass
+                answer = None
+            answer = answer if isinstance(answer, dict) else {}
+            if spec.ack.echo_field and str(answer.get(spec.ack.echo_field)) != attempt.client_id:
+                acked = False
+            if spec.ack.checksum_field:
+                checksum = answer.get(spec.ack.checksum_field)
+        if acked:
             self._ledger.acknowledge(
                 attempt.client_id, at=_wall(), status=reply.status, server_checksum=checksum
             )
-            if kind is WriteKind.SESSION:
-                self._sessions.append(attempt.client_id)
+            self._pools[request.write].append(attempt.client_id)
         else:
             self._ledger.fail(
                 attempt.client_id, at=_wall(), reason=f"http {reply.status}", status=reply.status
             )
-        return self._classified(reply, attempt.client_id)
-
-    @staticmethod
-    def _classified(reply: Response, write_id: str | None = None) -> Result:
-        outcome = classify_status(reply.status, authenticated=True)
-        return _result(outcome, reply.status, reply.headers, write_id)
+        return self._classified(reply, request.status, attempt.client_id)
 
     async def auth(self) -> Result:
+        spec = self._profile.categories.auth
         login = _Login(self._users[0].credentials)
         failed = await self._ensure(login, relogin=False)  # this login is the request itself
-        if failed is not None:
-            return failed
-        return self._classified(await self._send("GET", ME_PATH, login))
+        if failed is not None or spec is None or spec.check is None:
+            return failed or Result(Outcome.OK, 200)
+        check = spec.check
+        reply = await self._send(check.method, fill(check.path, self._values(check)), login)
+        return self._classified(reply, check.status)
 
     async def admin(self) -> Result:
-        if self._staff is None:
-            raise LookupError("the admin category needs staff credentials")
+        spec = self._profile.categories.admin
+        if self._staff is None or spec is None:
+            raise LookupError("the admin category needs staff credentials and an admin page")
         failed = await self._ensure(self._staff)
         if failed is not None:
             return failed
-        reply = await self._send("GET", ADMIN_PATH, self._staff)
-        if reply.status in (301, 302) and ADMIN_LOGIN_PATH in reply.headers.get("location", ""):
+        reply = await self._send("GET", spec.path, self._staff)
+        location = reply.headers.get("location", "")
+        if reply.status in (301, 302) and spec.login_page and spec.login_page in location:
             self._staff.valid = False
-            return _result(Outcome.AUTH_FAILURE, reply.status, reply.headers)
-        return self._classified(reply)
+            return self._result(Outcome.AUTH_FAILURE, reply.status, reply.headers)
+        return self._classified(reply, spec.status)
 
     async def streaming(self) -> Result:
+        spec = self._profile.categories.streaming
+        if spec is None:
+            raise LookupError("this target's profile has no streaming category")
         login = self._user()
         failed = await self._ensure(login)
         if failed is not None:
             return failed
-        path = stream_path(self._settings.stream_events, self._settings.stream_interval_ms)
-        reply = await self._send("GET", path, login, stop_at=SSE_END)
+        end = spec.end.encode()
+        path = fill(spec.path, template_values(self._base, self._count("streaming")))
+        reply = await self._send("GET", path, login, stop_at=end)
         if reply.status != 200:
-            return self._classified(reply)
-        ended = any(line.rstrip(b"\r") == SSE_END for line in reply.body.split(b"\n"))
-        return _result(Outcome.OK if ended else Outcome.SERVER_ERROR, reply.status, reply.headers)
+            return self._classified(reply, [200])
+        ended = any(line.rstrip(b"\r") == end for line in reply.body.split(b"\n"))
+        outcome = Outcome.OK if ended else Outcome.SERVER_ERROR
+        return self._result(outcome, reply.status, reply.headers)
 
     async def websocket(self) -> Result:
+        spec = self._profile.categories.websocket
+        if spec is None:
+            raise LookupError("this target's profile has no websocket category")
         login = self._user()
         failed = await self._ensure(login)
         if failed is not None:
             return failed
-        self._ws_counter += 1
-        url = self._ws_base + ws_path(f"drill-{self._ws_counter % WS_ROOMS}")
+        n = self._count("websocket")
+        values = template_values(self._base, n, spec.rooms)
+        url = self._ws_base + fill(spec.path, values)
+        extra = {k: fill(v, values) for k, v in spec.headers.items()}
         settings = self._settings
         try:
             connection = await ws_connect(
                 url,
-                additional_headers=login.headers,
+                additional_headers={**login.headers, **extra},
                 proxy=None,
                 open_timeout=settings.connect_timeout_s,
                 ping_interval=None,
@@ -403,25 +461,29 @@ class Actions:
             if status in (401, 403):
                 login.valid = False
             outcome = classify_status(status, authenticated=True)
-            return _result(outcome, status, exc.response.headers)
+            return self._result(outcome, status, exc.response.headers)
         except InvalidHandshake:
             return Result(Outcome.CONNECT_ERROR)
         headers: Mapping[str, str] = connection.response.headers if connection.response else {}
-        served_by = headers.get("x-served-by")
-        release = headers.get("x-release")
+        result = self._result(Outcome.OK, 101, headers)
+        served_by = result.served_by
         try:
-            for n in range(settings.ws_echoes):
-                text = f"drill echo {self._ws_counter} {n}"
+            for i in range(spec.echoes):
+                text = fill(spec.send, {**values, "i": i})
                 await connection.send(text)
                 answer: Data = await connection.recv()
+                if spec.expect is not None:
+                    reply_text = answer.decode() if isinstance(answer, bytes) else answer
+                    if reply_text != fill(spec.expect, values):
+                        return self._result(Outcome.SERVER_ERROR, 101, headers)
+                    continue
                 echo = json.loads(answer)
-                if not isinstance(echo, dict) or echo.get("echo") != text:
-                    return _result(Outcome.SERVER_ERROR, 101, headers)
-                served_by = echo.get("served_by", served_by)
+                if not isinstance(echo, dict) or echo.get(spec.echo_field) != text:
+                    return self._result(Outcome.SERVER_ERROR, 101, headers)
             await connection.close()
         except ConnectionClosed:
-            return Result(Outcome.WS_DISCONNECT, 101, served_by, release)
+            return Result(Outcome.WS_DISCONNECT, 101, served_by, result.release)
         finally:
             if connection.state is not State.CLOSED:
                 connection.transport.abort()  # never leave a socket behind (timeout, cancel)
-        return Result(Outcome.OK, 101, served_by, release)
+        return Result(Outcome.OK, 101, served_by, result.release)

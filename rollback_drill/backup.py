@@ -142,7 +142,7 @@ def take_backups(stack: Stack) -> BackupSet:
         # 5. Database snapshot: custom format, inside the container, so pg_restore can read it
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(created))
         dump = f"{t.paths.backups_dir.rstrip('/')}/{DUMP_PREFIX}{stamp}{DUMP_SUFFIX}"
-        db = t.database
+        db = ws.database
         dump_started = time.time()
         res = _exec(
             stack,

@@ -152,6 +152,7 @@ class DrillRun:
                 self.stack.base_url,
                 rate=self.rate,
                 user=self.stack.workspace.user,
+                profile=self.stack.target.traffic,
                 staff=self.stack.workspace.admin,
                 disabled=frozenset({Category.WEBSOCKET}),  # pre-hybrid cannot serve WebSockets
             )

@@ -6,9 +6,9 @@ failed, timed out or never got an answer is *unacknowledged*: it may or may not 
 kept apart and never counted as lost.
 
 The checksum is :func:`content_checksum`: the hex SHA-256 of :func:`canonical_json` of the
-written fields -- exactly the JSON body sent (session: ``client_id``, ``title``, ``model``;
-message: ``client_id``, ``role``, ``content``), the same bytes as the app's
-``compose/app/chat_session/checksum.py``; the data-integrity checks reuse these two functions on
+written fields -- exactly the JSON body sent (the target's traffic profile says which request
+writes and which field is its id; the reference app computes the same bytes in
+``compose/app/chat_session/checksum.py``); the data-integrity checks reuse these two functions on
 the database's rows.
 
 Saved and loaded as JSON lines, one entry a line: ``{"state": "acked" | "unacked", ...}``.
@@ -21,7 +21,6 @@ import json
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -38,17 +37,12 @@ def content_checksum(fields: Mapping[str, object]) -> str:
     return hashlib.sha256(canonical_json(fields).encode("utf-8")).hexdigest()
 
 
-class WriteKind(StrEnum):
-    SESSION = "session"
-    MESSAGE = "message"
-
-
 @dataclass(frozen=True, slots=True)
 class WriteAttempt:
     """A write as sent. ``parent`` is the session's client_id of a message."""
 
     client_id: str
-    kind: WriteKind
+    kind: str  # the profile's write name ("session", "note", ...)
     fields: Mapping[str, Any]
     checksum: str
     sent: float
@@ -97,16 +91,17 @@ class Ledger:
 
     def attempt(
         self,
-        kind: WriteKind,
+        kind: str,
         fields: Mapping[str, Any],
         *,
         sent: float,
         parent: str | None = None,
+        id_field: str = "client_id",
     ) -> WriteAttempt:
-        """Register a write about to be sent (``fields`` must hold its ``client_id``)."""
+        """Register a write about to be sent (``fields[id_field]`` is its id)."""
         entry = WriteAttempt(
-            client_id=str(fields["client_id"]),
-            kind=WriteKind(kind),
+            client_id=str(fields[id_field]),
+            kind=kind,
             fields=dict(fields),
             checksum=content_checksum(fields),
             sent=sent,
@@ -204,7 +199,6 @@ def _entry(data: dict[str, Any]) -> WriteAck | UnackedWrite:
     if state not in ("acked", "unacked"):
         raise ValueError(f"unknown ledger state {state!r}")
     raw = data.pop("attempt")
-    raw["kind"] = WriteKind(raw["kind"])
     attempt = WriteAttempt(**raw)
     if state == "acked":
         return WriteAck(attempt=attempt, **data)

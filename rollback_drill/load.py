@@ -61,19 +61,10 @@ from rollback_drill.actions import Actions, ActionSettings
 from rollback_drill.errors import TargetError
 from rollback_drill.http1 import Http1Pool
 from rollback_drill.ledger import Ledger
+from rollback_drill.profile import TrafficProfile
 from rollback_drill.records import Outstanding, RecordStore, RequestRecord
 from rollback_drill.timer import PreciseTimer
-from rollback_drill.traffic import (
-    CRUD_WEIGHTS,
-    DEFAULT_WEIGHTS,
-    STREAM_EVENTS,
-    STREAM_INTERVAL_MS,
-    WS_ECHOES,
-    Category,
-    Credentials,
-    CrudOp,
-    Mix,
-)
+from rollback_drill.traffic import Category, Credentials, Mix
 
 __all__ = ["DEADLINE_S", "LoadConfig", "LoadGenerator", "LoadStats", "require_loopback"]
 
@@ -112,17 +103,14 @@ class LoadConfig:
     base_url: str
     rate: float
     user: Credentials
+    profile: TrafficProfile  # the target's: what each category's request is
     staff: Credentials | None = None
-    weights: Mapping[Category, int] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    weights: Mapping[Category, int] = field(default_factory=dict)  # empty: the profile's
     disabled: frozenset[Category] = frozenset()
-    crud_weights: Mapping[CrudOp, int] = field(default_factory=lambda: dict(CRUD_WEIGHTS))
     max_concurrency: int = 64
     virtual_users: int = 4
     timeout_s: float = 10.0
     connect_timeout_s: float = 3.0
-    stream_events: int = STREAM_EVENTS
-    stream_interval_ms: int = STREAM_INTERVAL_MS
-    ws_echoes: int = WS_ECHOES
     precise_timer: bool = True  # a timerfd where the platform has one (rollback_drill.timer)
     # wake this much before each slot and yield to the loop until it is due: a sleeping
     # process on a 2-vCPU VM wakes 0.15 ms late (P50) to 0.55 ms (P95) even on a timerfd; the
@@ -139,9 +127,16 @@ class LoadConfig:
         intervals; an HTTP request or a WebSocket's echoes: nothing) plus ``deadline_s``."""
         if self.deadline_s is None:
             return None
-        if category is Category.STREAMING:
-            return self.stream_events * self.stream_interval_ms / 1000 + self.deadline_s
+        streaming = self.profile.categories.streaming
+        if category is Category.STREAMING and streaming is not None:
+            return streaming.duration_s + self.deadline_s
         return self.deadline_s
+
+    def mix_weights(self) -> dict[Category, int]:
+        """The category weights in force: ``weights`` where given, else the profile's."""
+        if self.weights:
+            return dict(self.weights)
+        return {Category(name): w for name, w in self.profile.categories.weights().items()}
 
     def __post_init__(self) -> None:
         require_loopback(self.base_url)
@@ -155,9 +150,11 @@ class LoadConfig:
             raise ValueError("timeouts must be > 0")
         if self.deadline_s is not None and not (0 < self.deadline_s < math.inf):
             raise ValueError(f"deadline_s must be > 0 s (or None: off), not {self.deadline_s!r}")
-        admin_wanted = (
-            self.weights.get(Category.ADMIN, 0) > 0 and Category.ADMIN not in self.disabled
-        )
+        weights = self.mix_weights()
+        for category, weight in weights.items():
+            if weight > 0 and getattr(self.profile.categories, category.value) is None:
+                raise ValueError(f"the target's traffic profile has no {category.value} category")
+        admin_wanted = weights.get(Category.ADMIN, 0) > 0 and Category.ADMIN not in self.disabled
         if self.staff is None and admin_wanted:
             raise ValueError("the admin category needs staff credentials (or weight 0)")
 
@@ -198,7 +195,7 @@ class LoadGenerator:
         self.base_url = require_loopback(config.base_url)
         self.store = store if store is not None else RecordStore()
         self.ledger = ledger if ledger is not None else Ledger()
-        self.mix = Mix(config.weights, disabled=config.disabled)
+        self.mix = Mix(config.mix_weights(), disabled=config.disabled)
         self._interval = 1.0 / config.rate
         self._http: Http1Pool | None = None
         self._actions: Actions | None = None
@@ -241,18 +238,14 @@ class LoadGenerator:
             self._actions = Actions(
                 self.base_url,
                 self._http,
+                profile=cfg.profile,
                 user=cfg.user,
                 staff=cfg.staff,
                 ledger=self.ledger,
                 virtual_users=cfg.virtual_users,
                 settings=ActionSettings(
-                    timeout_s=cfg.timeout_s,
-                    connect_timeout_s=cfg.connect_timeout_s,
-                    stream_events=cfg.stream_events,
-                    stream_interval_ms=cfg.stream_interval_ms,
-                    ws_echoes=cfg.ws_echoes,
+                    timeout_s=cfg.timeout_s, connect_timeout_s=cfg.connect_timeout_s
                 ),
-                crud_weights=cfg.crud_weights,
             )
             await self._actions.setup()
         except BaseException:

@@ -24,6 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rollback_drill.errors import TargetError
+from rollback_drill.profile import ReadBack, TrafficProfile
 
 SCHEMA = 2
 ROLES = ("nginx", "wsgi", "asgi", "postgres", "redis")
@@ -137,6 +138,12 @@ class Target(_Strict):
     manage: list[str]
     migration_rollback: dict[str, str]
     releases: Releases
+    traffic: TrafficProfile
+
+    @property
+    def read_back(self) -> list[ReadBack]:
+        """The profile's queries that read every write back ([] when it declares none)."""
+        return list(self.traffic.ledger.read_back) if self.traffic.ledger else []
 
     @property
     def compose_dir(self) -> Path:

@@ -1,11 +1,18 @@
 """``rollback-drill watch``: the policy and the monitor pointed at any running stack.
 
-What a team runs during the real deployment's two-hour window: a light probe load (the same
-traffic mix, at ``--rate``) against the stack's nginx on 127.0.0.1, the Docker collectors when
-a Compose project is named, a baseline captured first (run it before deploying), then a live
-table of every trigger's value against its threshold. The process exits with
-:data:`EXIT_ROLLBACK` as soon as the monitor makes a rollback decision, 0 when ``--duration``
-ends without one.
+What a team runs during the real deployment's two-hour window: a light probe load (the
+target's traffic profile, at ``--rate``) against the stack's nginx on 127.0.0.1, the Docker
+collectors when a Compose project is named, a baseline captured first (run it before
+deploying), then a live table of every trigger's value against its threshold. The process
+exits with :data:`EXIT_ROLLBACK` as soon as the monitor makes a rollback decision, 0 when
+``--duration`` ends without one.
+
+The target file is the drills' (``--target``): its traffic profile, and its users, whose
+``${NAME}`` references are read from this process's environment (the deployment's own secrets,
+never generated). Before the baseline, :func:`preflight` sends one request of every category
+the profile has, through the same load code: a stack that does not answer as the profile
+says (a login refused, a category failing) is refused in one line -- a baseline of failures
+would make every later reading look healthy, or every one a rollback.
 """
 
 from __future__ import annotations
@@ -20,25 +27,30 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from rollback_drill.actions import Actions, ActionSettings
 from rollback_drill.baseline import Baseline
 from rollback_drill.drill import BackgroundLoad
-from rollback_drill.errors import TargetError
+from rollback_drill.errors import StackError, TargetError
 from rollback_drill.evaluator import RuleStatus
-from rollback_drill.load import LoadConfig
+from rollback_drill.http1 import Http1Pool
+from rollback_drill.ledger import Ledger
+from rollback_drill.load import LoadConfig, require_loopback
 from rollback_drill.monitor import LiveSource, Monitor
 from rollback_drill.policy import Policy, load_policy
-from rollback_drill.records import RecordStore
+from rollback_drill.records import Outcome, RecordStore
 from rollback_drill.signals.docker_events import DockerEventsCollector
 from rollback_drill.signals.docker_stats import DockerStatsCollector
 from rollback_drill.signals.redis_info import RedisInfoCollector
 from rollback_drill.signals.tickets import TicketCollector
-from rollback_drill.traffic import DEFAULT_WEIGHTS, Category, Credentials
+from rollback_drill.target import Target, interpolate, load_target
+from rollback_drill.traffic import Category, Credentials
 from rollback_drill.wait import wait_until
 
 EXIT_ROLLBACK = 3  # distinct from argparse (2) and the errors (10-19, 20: port in use)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", type=Path, required=True, help="the target file (YAML)")
     parser.add_argument(
         "--base-url", required=True, help="the stack's nginx, http://127.0.0.1:PORT"
     )
@@ -52,14 +64,82 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-websocket", action="store_true", help="pre-hybrid: no WebSockets")
 
 
-def _credentials() -> tuple[Credentials, Credentials | None]:
-    user, password = os.environ.get("RBD_USER"), os.environ.get("RBD_PASSWORD")
-    if not user or not password:
-        raise TargetError("watch needs the app user's credentials in RBD_USER and RBD_PASSWORD")
-    admin, admin_pw = os.environ.get("RBD_ADMIN"), os.environ.get("RBD_ADMIN_PASSWORD")
-    return Credentials(user, password), (
-        Credentials(admin, admin_pw) if admin and admin_pw else None
+def credentials(target: Target) -> tuple[Credentials, Credentials | None]:
+    """The target's users, their ``${NAME}`` references read from this environment; the
+    admin is optional (without it, no admin traffic)."""
+    env = {**target.env.values, **os.environ}
+
+    def resolve(field: str, text: str) -> str | None:
+        try:
+            return interpolate(text, env) or None
+        except KeyError as exc:
+            raise TargetError(
+                f"target {target.name}: {field} needs {exc.args[0]} in the environment"
+            ) from None
+
+    u, a = target.users.user, target.users.admin
+    user = Credentials(
+        resolve("users.user.username", u.username) or "",
+        resolve("users.user.password", u.password) or "",
     )
+    try:
+        admin = Credentials(
+            resolve("users.admin.username", a.username) or "",
+            resolve("users.admin.password", a.password) or "",
+        )
+    except TargetError:
+        return user, None
+    return user, admin
+
+
+async def _probe(config: LoadConfig, categories: list[Category]) -> dict[Category, str]:
+    """One request of each category through the load's own code: what failed, and how."""
+    base = require_loopback(config.base_url)
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base)
+    http = Http1Pool(parts.hostname or "127.0.0.1", parts.port or 80)
+    try:
+        actions = Actions(
+            base,
+            http,
+            profile=config.profile,
+            user=config.user,
+            staff=config.staff,
+            ledger=Ledger(),
+            virtual_users=1,
+            settings=ActionSettings(config.timeout_s, config.connect_timeout_s),
+        )
+        failed: dict[Category, str] = {}
+        for category in categories:
+            result = await actions.run(category)
+            if result.outcome is not Outcome.OK:
+                failed[category] = f"{result.outcome} (HTTP {result.status})"
+        return failed
+    finally:
+        await http.close()
+
+
+def preflight(target: Target, config: LoadConfig) -> list[str]:
+    """Health 200 and one request of every enabled category answering as the profile says;
+    :class:`StackError` naming what failed, else what was checked."""
+    import asyncio
+
+    import httpx
+
+    url = config.base_url.rstrip("/") + target.paths.health
+    try:
+        status = httpx.get(url, timeout=config.timeout_s).status_code
+    except httpx.HTTPError as exc:
+        raise StackError(f"watch refused: {url} did not answer ({type(exc).__name__})") from None
+    if status != 200:
+        raise StackError(f"watch refused: {url} answered {status}, not 200")
+    wanted = [c for c in config.mix_weights() if c not in config.disabled]
+    failed = asyncio.run(_probe(config, wanted))
+    if failed:
+        said = ", ".join(f"{c.value}: {why}" for c, why in failed.items())
+        raise StackError(f"watch refused: the stack does not answer as the profile says ({said})")
+    return [f"{target.paths.health} 200", *(f"{c.value} ok" for c in wanted)]
 
 
 def status_table(rows: tuple[RuleStatus, ...], elapsed_s: float, decisions: int) -> Table:
@@ -80,17 +160,22 @@ def status_table(rows: tuple[RuleStatus, ...], elapsed_s: float, decisions: int)
 def watch(args: argparse.Namespace, console: Console | None = None) -> int:
     console = console or Console()
     policy: Policy = load_policy(args.policy).scaled(args.time_scale)
-    user, staff = _credentials()
+    target = load_target(args.target)
+    user, staff = credentials(target)
     disabled = {Category.WEBSOCKET} if args.no_websocket else set()
     if staff is None:  # no staff credentials: no admin traffic
         disabled.add(Category.ADMIN)
+    weights = {Category(c): w for c, w in target.traffic.categories.weights().items()}
     config = LoadConfig(
         args.base_url,
         rate=args.rate,
         user=user,
+        profile=target.traffic,
         staff=staff,
-        weights={c: w for c, w in DEFAULT_WEIGHTS.items() if c not in disabled},
+        weights={c: w for c, w in weights.items() if c not in disabled},
     )
+    for line in preflight(target, config):
+        console.print(f"preflight: {line}")
     store = RecordStore()
     source = LiveSource(store)
     with contextlib.ExitStack() as stack:

@@ -16,13 +16,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from profiles import reference_profile
+
 from rollback_drill.baseline import Baseline
 from rollback_drill.decisions import Decision, DecisionKind
 from rollback_drill.load import DEADLINE_S, LoadConfig, LoadGenerator
 from rollback_drill.monitor import LiveSource, Monitor
 from rollback_drill.policy import load_policy
 from rollback_drill.records import Outcome
-from rollback_drill.traffic import Category, Credentials, CrudOp
+from rollback_drill.traffic import Category, Credentials
 
 TIME_SCALE = 10.0  # the quick drills' default
 RATE = 40.0  # the drills' default load
@@ -111,7 +113,7 @@ def _config(url: str, **overrides: Any) -> LoadConfig:
         "rate": RATE,
         "user": Credentials("drill", "pw"),
         "weights": {Category.CRUD: 1},
-        "crud_weights": {CrudOp.MODELS_LIST: 1},
+        "profile": reference_profile({"models_list": 1}),
         "virtual_users": 2,
         "timeout_s": 10.0,  # the default: the client gives up only after 10 s
     }

@@ -12,7 +12,6 @@ from rollback_drill.ledger import (
     Ledger,
     UnackedWrite,
     WriteAck,
-    WriteKind,
     canonical_json,
     content_checksum,
 )
@@ -40,10 +39,10 @@ def _ledger() -> tuple[Ledger, list[str]]:
     for i in range(4):
         fields = session_payload(model_id=1)
         ids.append(str(fields["client_id"]))
-        ledger.attempt(WriteKind.SESSION, fields, sent=100.0 + i)
+        ledger.attempt("session", fields, sent=100.0 + i)
     message = message_payload()
     ids.append(str(message["client_id"]))
-    ledger.attempt(WriteKind.MESSAGE, message, sent=105.0, parent=ids[0])
+    ledger.attempt("message", message, sent=105.0, parent=ids[0])
     for i in (0, 1):
         checksum = content_checksum(session_payload(1, client_id=ids[i]))
         ledger.acknowledge(ids[i], at=110.0 + i, status=201, server_checksum=checksum)
@@ -62,7 +61,7 @@ def test_acknowledged_and_unacknowledged_are_kept_apart() -> None:
     assert len(ledger) == 5
     assert [a.client_id for a in ledger.checksum_mismatches()] == [ids[4]]
     message = ledger.acked()[-1]
-    assert message.attempt.kind is WriteKind.MESSAGE and message.attempt.parent == ids[0]
+    assert message.attempt.kind == "message" and message.attempt.parent == ids[0]
 
 
 def test_time_queries() -> None:

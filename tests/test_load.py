@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from aiohttp import WSMsgType, web
+from profiles import REFERENCE_PROFILE, reference_profile
 
 from rollback_drill.errors import TargetError
 from rollback_drill.http1 import Http1Pool, MalformedResponse, ServerDisconnected
@@ -214,13 +215,17 @@ def config(base_url: str, **overrides: Any) -> LoadConfig:
         "user": USER,
         "staff": STAFF,
         "weights": ONLY_CRUD,
-        "crud_weights": MODELS_ONLY,
         "max_concurrency": 16,
         "virtual_users": 2,
         "timeout_s": 2.0,
-        "stream_interval_ms": 5,
     }
     settings.update(overrides)
+    crud = settings.pop("crud_weights", MODELS_ONLY)
+    events = settings.pop("stream_events", None)
+    interval = settings.pop("stream_interval_ms", 5)
+    settings["profile"] = reference_profile(
+        {str(op): w for op, w in crud.items()}, stream_events=events, stream_interval_ms=interval
+    )
     return LoadConfig(base_url, **settings)
 
 
@@ -237,7 +242,7 @@ def outcomes(gen: LoadGenerator, category: Category | None = None) -> Mapping[Ou
 )
 def test_refuses_non_loopback_targets(url: str) -> None:
     with pytest.raises(TargetError, match="not loopback"):
-        LoadConfig(url, rate=1, user=USER, staff=STAFF)
+        LoadConfig(url, rate=1, user=USER, profile=REFERENCE_PROFILE, staff=STAFF)
 
 
 @pytest.mark.parametrize(
@@ -700,10 +705,16 @@ def test_mix_rejects_bad_weights() -> None:
 
 def test_config_needs_staff_for_admin_and_a_positive_rate() -> None:
     with pytest.raises(ValueError, match="staff"):
-        LoadConfig("http://127.0.0.1:1", rate=1, user=USER)
-    LoadConfig("http://127.0.0.1:1", rate=1, user=USER, disabled=frozenset({Category.ADMIN}))
+        LoadConfig("http://127.0.0.1:1", rate=1, user=USER, profile=REFERENCE_PROFILE)
+    LoadConfig(
+        "http://127.0.0.1:1",
+        rate=1,
+        user=USER,
+        profile=REFERENCE_PROFILE,
+        disabled=frozenset({Category.ADMIN}),
+    )
     with pytest.raises(ValueError, match="rate"):
-        LoadConfig("http://127.0.0.1:1", rate=0, user=USER, staff=STAFF)
+        LoadConfig("http://127.0.0.1:1", rate=0, user=USER, profile=REFERENCE_PROFILE, staff=STAFF)
 
 
 def test_deadlines_per_category_and_their_validation() -> None:

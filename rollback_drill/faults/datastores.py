@@ -242,7 +242,7 @@ class PostgresConnectionExhaustion(_PostgresFault):
                 raise
 
     def _allow(self, conn: psycopg.Connection[Any], allow: bool) -> bool:
-        db = sql.Identifier(self.stack.target.database.name)
+        db = sql.Identifier(self.stack.workspace.database.name)
         stmt = sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS {}").format(
             db, sql.SQL("true" if allow else "false")
         )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import secrets as _secrets
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -26,20 +26,21 @@ from rollback_drill.journal import Journal
 from rollback_drill.ledger import Ledger
 from rollback_drill.load import require_loopback
 from rollback_drill.monitor import Findings
+from rollback_drill.profile import ReadBack
 
 __all__ = ["ProbeLoop", "SecurityProbe", "integrity_probe"]
 
 Probe = Callable[[], int]
 
 
-def integrity_probe(dsn: str, ledger: Ledger) -> Probe:
+def integrity_probe(dsn: str, ledger: Ledger, read_back: Sequence[ReadBack]) -> Probe:
     """Findings = acknowledged writes missing from the database or not intact."""
     from rollback_drill.checks.data import no_acked_write_lost
 
     def run() -> int:
         if not ledger.acked():
             return 0
-        result = no_acked_write_lost(dsn, ledger)
+        result = no_acked_write_lost(dsn, ledger, read_back)
         return int(result.measured["missing"]) + int(result.measured["corrupted"])
 
     return run

@@ -89,7 +89,7 @@ def database_rollback(run: PhaseRun) -> None:
 
 
 def _psql(run: PhaseRun) -> list[str]:
-    db = run.stack.target.database
+    db = run.stack.workspace.database
     return ["psql", "-U", db.user, "-d", db.name]
 
 
@@ -121,7 +121,7 @@ def schema_diff(run: PhaseRun, step: str) -> list[str]:
     """Lines by which the live schema differs from the pre-deployment dump's ([] if none)."""
     t = run.stack.target
     dump = run.ctx.backup_set().dump
-    db = t.database
+    db = run.stack.workspace.database
     backup = run.exec(f"{step}_backup", t.services.postgres, "pg_restore", "-s", "-f", "-", dump)
     live = run.exec(
         f"{step}_live", t.services.postgres, "pg_dump", "-s", "-U", db.user, "-d", db.name

@@ -26,7 +26,7 @@ PLAN_DUMP = "pre-migration.dump"  # the file the plan's Phase 5 restores
 def emergency_restore(run: PhaseRun) -> None:
     stack, ctx = run.stack, run.ctx
     t = stack.target
-    s, db = t.services, t.database
+    s, db = t.services, stack.workspace.database
     backups = ctx.backup_set()
     take_lock(run)  # when Phase 5 runs alone it is the whole rollback
     announce(run)
