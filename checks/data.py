@@ -4,8 +4,8 @@ Every write the load generator got acknowledged (the ledger's ``acked``) must be
 as a row with the same id whose written fields hash to the ledger's checksum and, where the app
 stores a checksum of its own (the profile's ``_checksum`` column), agrees with it too --
 compared write by write, never by counts. The rows are read with the target's read-back
-queries (its traffic profile's ``ledger.read_back``). Unacknowledged writes may or may not exist; they are
-neither required nor counted as lost.
+queries (its traffic profile's ``ledger.read_back``). Unacknowledged writes may or may not
+exist; they are neither required nor counted as lost.
 
 - :func:`no_acked_write_lost` -- phases 1-4: every acknowledged write is present and intact.
 - :func:`loss_window` -- phase 5 restores a dump: writes acknowledged before the dump started

@@ -113,7 +113,11 @@ def test_rollback_phase_5_emergency(phase_drill: RollbackDrill) -> None:
     d.stop_loads()
     dsn = stack.postgres_dsn()
     window = loss_window(
-        dsn, before.ledger, stack.target.read_back, dump_started=backups.dump_started, restored=result.finished
+        dsn,
+        before.ledger,
+        stack.target.read_back,
+        dump_started=backups.dump_started,
+        restored=result.finished,
     )
     d.record_property("lost_writes", window.measured["lost_in_window"])
     d.record_property("lost_write_ids", ",".join(window.data["lost_ids"]))

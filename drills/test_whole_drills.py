@@ -142,7 +142,8 @@ def whole_drill(
             since=since,
             baseline_window=run.baseline_window(),
         )
-        checks.append(no_acked_write_lost(run.stack.postgres_dsn(), run.ledger, run.stack.target.read_back))
+        dsn = run.stack.postgres_dsn()
+        checks.append(no_acked_write_lost(dsn, run.ledger, run.stack.target.read_back))
         budget_s = sequence_budget_s(phases)
         checks.append(
             CheckResult(
