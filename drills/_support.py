@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 import pytest
 
@@ -22,8 +22,10 @@ from rollback_drill.drill import DrillRun
 from rollback_drill.faults import Fault, FaultyRelease
 from rollback_drill.faults import faulty_releases as releases
 from rollback_drill.faults.probes import ProbeLoop, SecurityProbe, integrity_probe
-from rollback_drill.metrics import Metric, Scope
+from rollback_drill.metrics import Metric, Scope, ScopeKind
+from rollback_drill.policy import Policy
 from rollback_drill.signals.app_metrics import AppMetricsCollector
+from rollback_drill.target import Target
 
 RecordProperty = Callable[[str, object], None]
 """pytest's ``record_property`` fixture (it exports no type for it)."""
@@ -481,3 +483,56 @@ def scale_budget(run: DrillRun, plan_window_s: float, extra_s: float = 10.0) -> 
 def needs(condition: bool, why: str) -> None:
     if not condition:
         pytest.skip(why)
+
+
+# ---- infrastructure drills on any target -----------------------------------------------------
+
+
+def not_observable(record_property: RecordProperty, why: str) -> NoReturn:
+    """Skip a drill whose signal this target cannot give, saying why -- never a pass."""
+    record_property("observability", "not observable")
+    pytest.skip(f"not observable on this target: {why}")
+
+
+def observability_gap(target: Target, policy: Policy, trigger: str, role: str) -> str | None:
+    """Why the shipped monitor cannot read ``trigger`` on this target when the fault hits the
+    service of ``role``, or None when it can. Looks at what the monitor's sources need: a
+    service scope must name the target's service, a category scope a category its traffic
+    profile sends, a DB/Redis failure metric the app's failure-cause header (the monitor reads
+    those two metrics from nothing else)."""
+    rule = policy.rule(trigger)
+    service = target.service(role)
+    names = rule.scope.names_given()
+    if rule.scope.kind in (ScopeKind.SERVICE, ScopeKind.SERVICES) and service not in names:
+        return (
+            f"the policy's {trigger} reads {rule.metric} of services {list(names)}, and this "
+            f"target's {role} service is {service!r}"
+        )
+    if rule.scope.is_category():
+        sent = target.traffic.observable()
+        if not set(names) & sent:
+            return f"{trigger} reads categories {list(names)}; the profile sends {sorted(sent)}"
+    failures = (Metric.DB_CONNECTION_FAILURE_RATE, Metric.REDIS_CONNECTION_FAILURES)
+    if rule.metric in failures and target.traffic.headers.failure_cause is None:
+        return (
+            f"the monitor counts {rule.metric} only from the app's failure-cause answer "
+            "header, and this target's traffic profile names none (traffic.headers."
+            "failure_cause); no black-box source (Redis INFO, PostgreSQL views) feeds it"
+        )
+    return None
+
+
+CONFIG_ONLY = frozenset({"config"})
+"""What a deployment changed when the fault is not in its code: routing config and containers."""
+
+
+def prescribed_phases(changed: frozenset[str]) -> tuple[int, ...]:
+    """The plan's rollback phases for what the deployment changed (its "Use if" lines):
+    bad data -> Phase 5 (the backup); code -> Phase 3 ("code + config"), with Phase 4 after it
+    when migrations were applied and must go; otherwise only containers and config -> Phase 2.
+    Phase 1 ("stop deployment") always comes first."""
+    if "data" in changed:
+        return (5,)
+    if "code" in changed:
+        return (1, 3, 4) if "migrations" in changed else (1, 3)
+    return (1, 2)

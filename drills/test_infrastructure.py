@@ -1,0 +1,405 @@
+"""Infrastructure-fault drills, as a table, on any target: no faulty release, no app help.
+
+Each row is a whole drill: the target's previous release under load, its baseline, backups,
+the guarded deployment of its next release, then an injector of ``rollback_drill.faults``
+pushes the stack past one trigger of the plan (the aimed level taken from the policy) -- or,
+for a twin row, just short of it. The shipped monitor decides (its sources untouched); a row
+that must roll back is then rolled back by the phases the plan prescribes for what the
+deployment changed (containers and config only: the fault is not in the release's code, so
+Phase 1 -> Phase 2), and verified by the validation checklist, the no-data-loss check and the
+clock. A twin must make no rollback decision of its trigger over the time its row above the
+threshold is given to decide.
+
+When the fault ends: the infrastructure is repaired (the fault reverted) once the decision is
+made, before the rollback starts -- the drill proves detection, the prescribed phases and the
+stack's recovery, not a rollback that races a fault still in force (a paused WSGI keeps Phase 2's
+``up --wait`` waiting; exhausted PostgreSQL fails its health check). The fault is reverted
+whatever happens.
+
+Only target fields are used (roles, ports, workspace users and database, traffic categories),
+so the same rows run on any target file. A trigger whose signal this target cannot give is
+skipped with "not observable on this target: <why>" and the JUnit property
+``observability=not observable``.
+
+The decision matrix bands the error rate and the P95 (and lists container restarts with one
+threshold): the restart loop has a twin at the threshold itself (``> 5`` does not hold for 5).
+Error-rate and P95 twins need a fault aimed at a level between two bands, which none of the
+app-independent injectors gives (a packet rule counts packets, not requests; a CPU quota's P95
+depends on the host): those twins stay in ``test_matrix_bands.py``, on the reference releases.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from rollback_drill.announce import FileSink
+from rollback_drill.checks.base import CheckResult, require
+from rollback_drill.checks.checklist import run_checklist
+from rollback_drill.checks.data import no_acked_write_lost
+from rollback_drill.decisions import Decision
+from rollback_drill.defects import DefectLog
+from rollback_drill.drill import DrillRun
+from rollback_drill.faults import (
+    CpuQuota,
+    CrashProcess,
+    Fault,
+    KillContainers,
+    MemoryLimit,
+    PacketFault,
+    PauseContainers,
+    PostgresConnectionExhaustion,
+    RedisConnectionExhaustion,
+)
+from rollback_drill.policy import Policy
+from rollback_drill.report import DrillSummary
+from rollback_drill.rollback import (
+    SUCCESS_CRITERION_S,
+    RollbackContext,
+    run_rollback,
+    sequence_budget_s,
+)
+from rollback_drill.target import Target
+
+from ._support import (
+    CONFIG_ONLY,
+    ROLLBACK,
+    RecordProperty,
+    assert_no_decision,
+    detect,
+    not_observable,
+    observability_gap,
+    origin_of,
+    prescribed_phases,
+    sleep_until,
+)
+
+pytestmark = [pytest.mark.anystack, pytest.mark.full, pytest.mark.nightly]
+
+DETECT_SLACK_S = 10.0  # the monitor's tick, the collectors' sampling, the fault's own ramp
+
+
+def threshold(policy: Policy, trigger: str) -> float:
+    value = policy.rule(trigger).condition.threshold
+    assert value is not None, f"{trigger} has no single threshold"
+    return value
+
+
+def window_budget(policy: Policy, trigger: str) -> float:
+    """The rule's (scaled) window and sustain period, plus slack."""
+    rule = policy.rule(trigger)
+    return policy.scale(rule.window_s) + policy.scale(rule.sustained_s or 0) + DETECT_SLACK_S
+
+
+# ---- aimed levels, from the policy ----------------------------------------------------------
+
+
+def restarts_over(policy: Policy) -> float:
+    return int(threshold(policy, "asgi_restarts")) + 1  # "> 5": six
+
+
+def restarts_at(policy: Policy) -> float:
+    return int(threshold(policy, "asgi_restarts"))  # five: not "> 5"
+
+
+def memory_over(policy: Policy) -> float:
+    t = threshold(policy, "memory_leak")
+    return t + (1.0 - t) / 2  # halfway between "> 95 %" and the limit
+
+
+def everything(policy: Policy) -> float:
+    return 1.0  # every request the fault reaches fails
+
+
+def p95_over(policy: Policy) -> float:
+    return 2 * threshold(policy, "wsgi_p95_latency")  # the quota: half of what it needs / 2x
+
+
+# ---- faults, built from target fields only --------------------------------------------------
+
+
+def crash_asgi(run: DrillRun, level: float) -> Fault:
+    return CrashProcess(run.stack, run.stack.target.services.asgi, times=int(level))
+
+
+def squeeze_asgi_memory(run: DrillRun, level: float) -> Fault:
+    return MemoryLimit(run.stack, run.stack.target.services.asgi, target_ratio=level)
+
+
+def pause_wsgi(run: DrillRun, level: float) -> Fault:
+    return PauseContainers(run.stack, run.stack.target.services.wsgi)
+
+
+def kill_nginx(run: DrillRun, level: float) -> Fault:
+    return KillContainers(run.stack, run.stack.target.services.nginx)
+
+
+def exhaust_postgres(run: DrillRun, level: float) -> Fault:
+    return PostgresConnectionExhaustion(run.stack)
+
+
+def exhaust_redis(run: DrillRun, level: float) -> Fault:
+    return RedisConnectionExhaustion(run.stack)
+
+
+def drop_to_redis(run: DrillRun, level: float) -> Fault:
+    t = run.stack.target
+    return PacketFault(run.stack, t.services.redis, port=t.ports.redis, action="drop")
+
+
+def throttle_wsgi(run: DrillRun, level: float) -> Fault:
+    """A CFS quota of 1/``level`` of the CPU the WSGI containers use under this load: the
+    queue grows, and with it the P95, past the policy's multiple of the baseline."""
+    used = cpu_in_use(run, run.stack.target.services.wsgi)
+    run.journal.event("fault", "cpu in use", service=run.stack.target.services.wsgi, cpus=used)
+    return CpuQuota(run.stack, run.stack.target.services.wsgi, cpus=max(0.01, used / level))
+
+
+def cpu_in_use(run: DrillRun, service: str, span_s: float = 3.0) -> float:
+    """CPUs the service's containers use now (their cgroup's CPU time over ``span_s``)."""
+
+    def total_ns() -> int:
+        return sum(
+            int(c.stats(stream=False)["cpu_stats"]["cpu_usage"]["total_usage"])
+            for c in run.stack.containers(service)
+            if c.status == "running"
+        )
+
+    t0, u0 = time.monotonic(), total_ns()
+    sleep_until(time.time() + span_s)
+    t1, u1 = time.monotonic(), total_ns()
+    return (u1 - u0) / 1e9 / (t1 - t0)
+
+
+# ---- the table ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    trigger: str
+    role: str  # the role whose service the fault hits (what observability is judged on)
+    fault: Callable[[DrillRun, float], Fault]
+    aim: Callable[[Policy], float]  # the level the fault aims at, from the policy
+    rolls_back: bool  # False: a twin just below the threshold
+    budget: Callable[[Policy], float]  # seconds from the fault to the decision
+    verify_s: float = 60.0  # how long the fault's own effect may take to show
+
+
+def restart_budget(policy: Policy) -> float:
+    return window_budget(policy, "asgi_restarts")
+
+
+ROWS = [
+    pytest.param(
+        Row("asgi_restarts", "asgi", crash_asgi, restarts_over, True, restart_budget, 120.0),
+        id="asgi_restarts-crash_loop",
+    ),
+    pytest.param(
+        Row("asgi_restarts", "asgi", crash_asgi, restarts_at, False, restart_budget, 120.0),
+        id="asgi_restarts-at_threshold-no_rollback",
+    ),
+    pytest.param(
+        Row(
+            "memory_leak",
+            "asgi",
+            squeeze_asgi_memory,
+            memory_over,
+            True,
+            lambda p: window_budget(p, "memory_leak"),
+        ),
+        id="memory_leak-asgi_limit_squeezed",
+    ),
+    pytest.param(
+        Row(
+            "error_rate",
+            "wsgi",
+            pause_wsgi,
+            everything,
+            True,
+            lambda p: window_budget(p, "error_rate"),
+        ),
+        id="error_rate-wsgi_paused",
+    ),
+    pytest.param(
+        Row(
+            "service_unavailable",
+            "nginx",
+            kill_nginx,
+            everything,
+            True,
+            lambda p: window_budget(p, "service_unavailable"),
+        ),
+        id="service_unavailable-nginx_killed",
+    ),
+    pytest.param(
+        Row(
+            "db_connection_failures",
+            "postgres",
+            exhaust_postgres,
+            everything,
+            True,
+            lambda p: window_budget(p, "db_connection_failures"),
+        ),
+        id="db_connection_failures-postgres_exhausted",
+    ),
+    pytest.param(
+        Row(
+            "redis_connection_failures",
+            "redis",
+            exhaust_redis,
+            everything,
+            True,
+            lambda p: window_budget(p, "redis_connection_failures"),
+        ),
+        id="redis_connection_failures-redis_exhausted",
+    ),
+    pytest.param(
+        Row(
+            "redis_connection_failures",
+            "redis",
+            drop_to_redis,
+            everything,
+            True,
+            lambda p: window_budget(p, "redis_connection_failures"),
+        ),
+        id="redis_connection_failures-packets_dropped",
+    ),
+    pytest.param(
+        Row(
+            "wsgi_p95_latency",
+            "wsgi",
+            throttle_wsgi,
+            p95_over,
+            True,
+            lambda p: window_budget(p, "wsgi_p95_latency"),
+        ),
+        id="wsgi_p95_latency-cpu_quota",
+    ),
+]
+
+
+@pytest.mark.parametrize("row", ROWS)
+def test_infrastructure_fault(
+    row: Row,
+    drill_target: Target,
+    drill_policy: Policy,
+    request: pytest.FixtureRequest,
+    record_property: RecordProperty,
+) -> None:
+    policy = drill_policy
+    aim = row.aim(policy)
+    record_property("trigger", row.trigger)
+    record_property("aimed_level", aim)
+    record_property("threshold", threshold(policy, row.trigger))
+    record_property("expected", "rollback" if row.rolls_back else "no rollback")
+    gap = observability_gap(drill_target, policy, row.trigger, row.role)
+    if gap is not None:
+        not_observable(record_property, gap)
+    record_property("observability", "drilled")
+    run: DrillRun = request.getfixturevalue("drill_run")
+
+    run.capture_baseline()
+    run.backup()
+    run.deploy(run.stack.target.releases.next)
+    fault = row.fault(run, aim)
+    record_property("fault", repr(fault))
+    try:
+        fault.apply()
+        run.mark("fault live", fault=fault.name)
+        fault.verify_effect(timeout_s=row.verify_s)
+        origin = origin_of(run, fault)
+        budget = row.budget(policy)
+        if not row.rolls_back:
+            # the twin: nothing of its trigger over the time its row above would decide in
+            left = max(0.0, origin + budget - time.time())
+            assert_no_decision(
+                run, row.trigger, observe_s=left, record_property=record_property, kinds=ROLLBACK
+            )
+            return
+        decision = detect(
+            run, row.trigger, origin=origin, budget_s=budget, record_property=record_property
+        ).decision
+        fault.revert()  # the infrastructure repaired: the rollback does not race the fault
+        run.mark("fault reverted")
+    finally:
+        fault.revert()
+    checks = roll_back_and_verify(run, decision, request, record_property)
+    require(*checks)
+
+
+def roll_back_and_verify(
+    run: DrillRun,
+    decision: Decision,
+    request: pytest.FixtureRequest,
+    record_property: RecordProperty,
+) -> list[CheckResult]:
+    """The plan's phases for a config-only deployment, the checklist, no data loss, the clock."""
+    phases = prescribed_phases(CONFIG_ONLY)
+    assert phases == (1, 2), f"the plan prescribes 1->2 for a config-only deployment, not {phases}"
+    report_dir: Path = request.getfixturevalue("report_dir")
+    record: DrillSummary = request.getfixturevalue("drill_record")
+    defects: DefectLog = request.getfixturevalue("plan_defects")
+    sink_path = report_dir / "announcements" / f"{request.node.name.replace('/', '_')}.txt"
+    ctx = RollbackContext(
+        run.stack,
+        reason=decision.message,
+        sink=FileSink(sink_path),
+        defects=defects,
+        backups=run.backups,
+        holder=f"infrastructure drill {request.node.nodeid}",
+    )
+    run.mark("rollback start")
+    result = run_rollback(ctx, phases)
+    rolled_back_at = run.mark("rollback end")
+    for key, value in result.properties().items():
+        record_property(key, value)
+    if sink_path.exists():
+        record.announcement = sink_path.read_text()
+
+    # as the whole drills: a (scaled) minute to settle, one observed -- at least 20 s and 30 s,
+    # for the replicas Phase 2 starts to warm and for >= 100 CRUD requests per third
+    settle_s = max(run.policy.scale(60), 20.0)
+    observe_s = max(run.policy.scale(60), 30.0)
+    if run.load is not None:
+        run.load.wait_for_writes(5, after=rolled_back_at, timeout_s=60)
+    since = rolled_back_at + settle_s
+    sleep_until(since + observe_s)  # the observed period is what the checklist measures
+    assert run.baseline is not None
+    checks = run_checklist(
+        run.stack,
+        run.store,
+        run.policy,
+        run.baseline,
+        since=since,
+        baseline_window=run.baseline_window(),
+    )
+    checks.append(
+        no_acked_write_lost(run.stack.postgres_dsn(), run.ledger, run.stack.target.read_back)
+    )
+    budget_s = sequence_budget_s(phases)
+    checks.append(
+        CheckResult(
+            "Rollback completes in < 5 minutes",
+            result.time_to_rollback_s < SUCCESS_CRITERION_S
+            and result.time_to_rollback_s <= budget_s,
+            round(result.time_to_rollback_s, 2),
+            f"< {SUCCESS_CRITERION_S:.0f} s and <= phases' budget {budget_s:.0f} s",
+        )
+    )
+    run.mark("checklist done")
+    for c in checks:
+        record_property(f"check:{c.name}", "pass" if c.passed else f"FAIL {c.measured!r}")
+    record.lessons = {
+        "Date": time.strftime("%Y-%m-%d"),
+        "Issue": f"infrastructure fault -> {decision.message}",
+        "Rollback Executed": "Yes",
+        "Time to Rollback": f"{result.time_to_rollback_s:.1f} s (phases {result.label})",
+        "What Worked": "; ".join(c.name for c in checks if c.passed),
+        "What Didn't Work": "; ".join(c.line() for c in checks if not c.passed) or "nothing",
+        "Changes Made to Procedure": "; ".join(d.corrected_step for d in result.defects) or "none",
+    }
+    return checks
