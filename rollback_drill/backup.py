@@ -32,6 +32,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from rollback_drill import nginx_mount
 from rollback_drill.compose import CommandResult
 from rollback_drill.deploy import current_release
 from rollback_drill.errors import BackupError
@@ -117,13 +118,19 @@ def take_backups(stack: Stack) -> BackupSet:
     s = t.services
     with stack.journal.step("backup", "procedure", release=current_release(stack)) as step:
         created = time.time()
-        # 1. Nginx configuration (inside the nginx container)
-        res = _exec(
-            stack, "backup", "nginx", s.nginx, "cp", t.paths.nginx_conf, t.paths.nginx_conf_backup
-        )
-        if not res.ok:
-            raise BackupError(f"backup of {t.paths.nginx_conf} failed: {res.tail(1)}")
-        nginx_sha = _container_sha256(stack, s.nginx, t.paths.nginx_conf_backup)
+        # 1. Nginx configuration (inside the nginx container; a bind-mounted one: its file)
+        mounted = nginx_mount.mount_source(stack)
+        nginx_backup = t.paths.nginx_conf_backup
+        if mounted is not None:
+            nginx_backup = str(nginx_mount.backup_path(stack))
+            with stack.journal.step("backup", "nginx", source=str(mounted)):
+                shutil.copy2(mounted, nginx_backup)
+            nginx_sha = _sha256(Path(nginx_backup))
+        else:
+            res = _exec(stack, "backup", "nginx", s.nginx, "cp", t.paths.nginx_conf, nginx_backup)
+            if not res.ok:
+                raise BackupError(f"backup of {t.paths.nginx_conf} failed: {res.tail(1)}")
+            nginx_sha = _container_sha256(stack, s.nginx, nginx_backup)
         # 2. Docker Compose configuration, 3. environment file (beside them, in the workspace)
         files: dict[str, str] = {}
         for name in [*t.compose_files, ws.env_file.name]:
@@ -143,6 +150,7 @@ def take_backups(stack: Stack) -> BackupSet:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(created))
         dump = f"{t.paths.backups_dir.rstrip('/')}/{DUMP_PREFIX}{stamp}{DUMP_SUFFIX}"
         db = ws.database
+        _exec(stack, "backup", "backups dir", s.postgres, "mkdir", "-p", t.paths.backups_dir)
         dump_started = time.time()
         res = _exec(
             stack,
@@ -167,7 +175,7 @@ def take_backups(stack: Stack) -> BackupSet:
             commit=commit,
             commit_file=str(commit_file),
             nginx_conf=t.paths.nginx_conf,
-            nginx_backup=t.paths.nginx_conf_backup,
+            nginx_backup=nginx_backup,
             nginx_sha256=nginx_sha,
             dump=dump,
             dump_sha256=_container_sha256(stack, s.postgres, dump),
@@ -210,11 +218,25 @@ def verify_backups(stack: Stack, backups: BackupSet | None = None) -> BackupSet:
             raise BackupError(f"backup dump {b.dump}: pg_restore --list shows no table data")
         if _container_sha256(stack, s.postgres, b.dump) != b.dump_sha256:
             raise BackupError(f"backup dump {b.dump} changed since it was taken (sha256 differs)")
-        if _container_sha256(stack, s.nginx, b.nginx_backup) != b.nginx_sha256:
-            raise BackupError(f"nginx backup {b.nginx_backup} changed since it was taken")
-        res = _exec(
-            stack, "backup", "nginx -t backup", s.nginx, "nginx", "-t", "-q", "-c", b.nginx_backup
-        )
+        on_host = Path(b.nginx_backup).is_absolute() and Path(b.nginx_backup).is_file()
+        if on_host and b.nginx_backup.startswith(str(ws.root)):  # a bind-mounted config's
+            if _sha256(Path(b.nginx_backup)) != b.nginx_sha256:
+                raise BackupError(f"nginx backup {b.nginx_backup} changed since it was taken")
+            res = nginx_mount.test_config(stack, Path(b.nginx_backup))
+        else:
+            if _container_sha256(stack, s.nginx, b.nginx_backup) != b.nginx_sha256:
+                raise BackupError(f"nginx backup {b.nginx_backup} changed since it was taken")
+            res = _exec(
+                stack,
+                "backup",
+                "nginx -t backup",
+                s.nginx,
+                "nginx",
+                "-t",
+                "-q",
+                "-c",
+                b.nginx_backup,
+            )
         if not res.ok:
             raise BackupError(f"nginx backup {b.nginx_backup} fails nginx -t: {res.tail(1)}")
         for rel, digest in b.files.items():

@@ -42,8 +42,23 @@ def ensure_users(stack: Stack) -> CommandResult | None:
 
 
 def install_nginx_conf(stack: Stack, source_rel_path: str) -> None:
-    """Copy a config from the workspace into nginx, ``nginx -t`` it, then swap and reload."""
+    """Copy a config from the workspace into nginx, ``nginx -t`` it, then swap and reload; a
+    config bind-mounted from the repository is tested in a throwaway container and installed
+    in place (:mod:`rollback_drill.nginx_mount`)."""
+    from rollback_drill import nginx_mount
+
     t = stack.target
+    mounted = nginx_mount.mount_source(stack)
+    if mounted is not None:
+        release_file = stack.workspace.root / source_rel_path
+        test = nginx_mount.test_config(stack, release_file)
+        if not test.ok:
+            raise StackError(
+                f"nginx -t rejected {source_rel_path}: {test.tail(1)}; old config kept"
+            )
+        how = nginx_mount.install(stack, mounted, release_file)
+        stack.journal.event("deploy", "nginx config", source=source_rel_path, how=how)
+        return
     conf = t.paths.nginx_conf
     candidate = conf + CANDIDATE_SUFFIX
     src = stack.workspace.root / source_rel_path

@@ -20,7 +20,6 @@ import dataclasses
 import json
 import os
 import shlex
-import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -118,14 +117,18 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def credentials_text(stack: Stack) -> str:
-    """The stack's credentials as a shell-sourceable env file (the names ``watch`` reads)."""
-    ws = stack.workspace
-    lines = {
+    """The stack's credentials as a shell-sourceable env file: the run's values of the
+    variables the target's users name (``${DRILL_PASSWORD}``...: what ``watch`` reads from its
+    environment), and where the stack answers."""
+    import re
+
+    ws, users = stack.workspace, stack.target.users
+    env = dict(line.split("=", 1) for line in ws.env_file.read_text().splitlines() if "=" in line)
+    texts = (users.user.username, users.user.password, users.admin.username, users.admin.password)
+    names = sorted({n for t in texts for n in re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", t)})
+    lines = {name: env[name] for name in names if name in env}
+    lines |= {
         "RBD_BASE_URL": stack.base_url,
-        "RBD_USER": ws.user.username,
-        "RBD_PASSWORD": ws.user.password,
-        "RBD_ADMIN": ws.admin.username,
-        "RBD_ADMIN_PASSWORD": ws.admin.password,
         "RBD_DATABASE_URL": stack.postgres_dsn(),
         "RBD_REDIS_URL": stack.redis_url(),
     }
@@ -235,8 +238,8 @@ def describe(kept: KeptStack, *, show_credentials: bool = False) -> list[str]:
         f"  url:          {kept.url}  (nginx on 127.0.0.1; health: {kept.url}{kept.health})",
         f"  credentials:  {kept.credentials}  (mode 0600; `set -a; . {creds}; set +a`)",
         f"  compose:      {kept.compose_command} ps",
-        f"  watch it:     set -a; . {creds}; set +a; {shlex.quote(sys.executable)} -m "
-        f"rollback_drill.watch --base-url {kept.url} --project {kept.project} "
+        f"  watch it:     set -a; . {creds}; set +a; rollback-drill watch --target "
+        f"{shlex.quote(kept.target)} --base-url {kept.url} --project {kept.project} "
         f"--redis-port {kept.redis_port}",
         f"  journal:      {kept.journal}",
         f"  tear down:    rollback-drill down --run {kept.run_id}",

@@ -53,7 +53,7 @@ def test_up_then_down(
         assert httpx.get(url + "/api/health/", timeout=10).status_code == 200
         assert stat.S_IMODE(creds.stat().st_mode) == 0o600
         secrets = dict(line.split("=", 1) for line in creds.read_text().splitlines() if "=" in line)
-        assert secrets["RBD_USER"] and secrets["RBD_PASSWORD"].strip("'") not in out
+        assert secrets["DRILL_USER"] and secrets["DRILL_PASSWORD"].strip("'") not in out
         assert (tmp_path / "up" / run / "journal.jsonl").is_file()
         assert cleanup(only=[run]) == []  # kept: its process is gone, but it stays
         workspace = creds.parent.parent

@@ -9,6 +9,9 @@ plan's ``cp ... nginx.conf && nginx -t && nginx -s reload`` would leave the brok
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from rollback_drill import nginx_mount
 from rollback_drill.deploy import CANDIDATE_SUFFIX, reload_nginx
 from rollback_drill.errors import RollbackError
 from rollback_drill.rollback.steps import PhaseRun
@@ -18,6 +21,10 @@ __all__ = ["restore_nginx_conf"]
 
 def restore_nginx_conf(run: PhaseRun, backup: str) -> None:
     t = run.stack.target
+    mounted = nginx_mount.mount_source(run.stack)
+    if mounted is not None:
+        _restore_mounted(run, mounted)
+        return
     nginx, conf = t.services.nginx, t.paths.nginx_conf
     candidate = conf + CANDIDATE_SUFFIX
     run.exec("nginx_restore", nginx, "cp", backup, candidate)
@@ -35,3 +42,26 @@ def restore_nginx_conf(run: PhaseRun, backup: str) -> None:
         return "new workers serving (old ones finish their requests in flight)"
 
     run.action("nginx_reload", "nginx -s reload; poll until new workers serve", reload)
+
+
+def _restore_mounted(run: PhaseRun, mounted: Path) -> None:
+    """The config is a file of the repository bind-mounted into nginx: its backup (a host
+    file) is tested in a throwaway container, then written into that file and loaded."""
+    stack = run.stack
+    backup = nginx_mount.backup_path(stack)
+
+    def test() -> str:
+        res = nginx_mount.test_config(stack, backup)
+        if not res.ok:
+            raise RollbackError(
+                f"phase {run.phase}: nginx -t rejected the restored config {backup} "
+                f"({res.tail(1)}); it was not loaded, nginx keeps serving its current config"
+            )
+        return res.tail(2)
+
+    run.action("nginx_test", f"nginx -t with {backup} (throwaway container)", test)
+    run.action(
+        "nginx_install",
+        f"write {backup} into {mounted}; reload nginx (recreate it if it serves an older file)",
+        lambda: nginx_mount.install(stack, mounted, backup),
+    )
