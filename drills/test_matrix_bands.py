@@ -309,7 +309,7 @@ def test_memory_at_93_percent(drill_run: DrillRun, record_property: RecordProper
             observe_s=quiet_period(run, "memory_leak"),
             record_property=record_property,
         )
-        asgi = Scope.service(run.stack.target.services.asgi)
+        asgi = Scope.service("asgi")  # the policy's scopes name the roles
         reading = run.source.read(
             "memory_usage_ratio", asgi, window(run, "memory_leak"), time.time()
         )

@@ -219,7 +219,7 @@ def test_memory_leak(drill_run: DrillRun, record_property: RecordProperty) -> No
     fault = releases.leaky_asgi(run.stack, cap_ratio=cap, deploy=run.deploy)
     with faulty_release(run, fault, timeout_s=60):
         rule = run.policy.rule("memory_leak")
-        asgi = Scope.service(run.stack.target.services.asgi)
+        asgi = Scope.service("asgi")  # the policy's scopes name the roles
         budget = run.policy.scale(rule.sustained_s or 0) + 25.0  # the leak's ramp + sustain
         detect(
             run,

@@ -105,9 +105,6 @@ DURATION = "nginx_http_request_duration_seconds"
 SERVICE_LABEL = "container_label_com_docker_compose_service"
 BASELINE_SERIES = "rbd_baseline"
 _Z80 = NormalDist().inv_cdf(0.90)  # as records.py: each end of the 80 % interval
-# The reference stack's service names -> the target roles they play (for --target).
-_ROLES = {"backend-wsgi": "wsgi", "backend-asgi": "asgi", "nginx": "nginx"}
-_ROLES |= {"postgres": "postgres", "redis": "redis"}
 
 _NOT_EXPRESSIBLE = {
     Metric.INTEGRITY_VIOLATIONS: "data corruption is found by comparing acknowledged writes "
@@ -228,10 +225,9 @@ def _scope_labels(scope: Scope, target: Target | None) -> dict[str, str]:
 
 
 def service_name(name: str, target: Target | None) -> str:
-    """The target's Compose service for a policy's (reference) service name."""
-    if target is None:
-        return name
-    return target.service(_ROLES.get(name, name))
+    """The target's Compose service for a policy's service scope, which names a role (asgi,
+    wsgi, ...); without a target the label holds the role's name."""
+    return name if target is None else target.service(name)
 
 
 def _sel(metric: str, labels: Mapping[str, str], **extra: str) -> str:

@@ -130,7 +130,12 @@ class DrillRun:
         self.redis = RedisInfoCollector(stack.port(s.redis, stack.target.ports.redis))
         self.tickets = TicketCollector()
         self.source = LiveSource(
-            self.store, events=self.events, stats=self.stats, redis=self.redis, tickets=self.tickets
+            self.store,
+            events=self.events,
+            stats=self.stats,
+            redis=self.redis,
+            tickets=self.tickets,
+            services=stack.target.services.model_dump(),
         )
         self.baseline: Baseline | None = None
         self.baseline_at = 0.0  # when the baseline was captured (its windows end there)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from rollback_drill.baseline import Baseline
@@ -72,6 +72,12 @@ class LiveSource:
     # deployment"); request rates and percentiles once half their window lies after it.
     # None while capturing the baseline.
     not_before: float | None = None
+    # The policy's service scopes name the plan's roles (asgi, wsgi, ...): the target's own
+    # service name of each (``Target.services``); a name that is not a role is taken as it is.
+    services: Mapping[str, str] = field(default_factory=dict)
+
+    def _service(self, scope: Scope) -> str | None:
+        return None if scope.name is None else self.services.get(scope.name, scope.name)
 
     def read(self, metric: str, scope: Scope, window_s: float, now: float) -> Reading:
         start = now - window_s
@@ -101,13 +107,13 @@ class LiveSource:
         if m is Metric.CONTAINER_RESTARTS:
             if self.events is None or not self.events.running:
                 return NO_DATA
-            n = self.events.count("restarts", scope.name, mono_start, mono_end)
+            n = self.events.count("restarts", self._service(scope), mono_start, mono_end)
             return Reading(float(n), 1)
         if m is Metric.MEMORY_USAGE_RATIO:
             # a compressed window can be shorter than the sampling period: never read less
             # than MIN_SAMPLED_WINDOW_S, or some ticks would see no sample at all
             lo = min(mono_start, mono_end - MIN_SAMPLED_WINDOW_S)
-            return self._memory(scope.name, lo, mono_end)
+            return self._memory(self._service(scope), lo, mono_end)
         if m is Metric.CACHE_HIT_RATE:
             if self.redis is None:
                 return NO_DATA

@@ -177,7 +177,7 @@ def watch(args: argparse.Namespace, console: Console | None = None) -> int:
     for line in preflight(target, config):
         console.print(f"preflight: {line}")
     store = RecordStore()
-    source = LiveSource(store)
+    source = LiveSource(store, services=target.services.model_dump())
     with contextlib.ExitStack() as stack:
         if args.project:
             source.events = stack.enter_context(DockerEventsCollector(args.project))

@@ -49,7 +49,7 @@ needs_promtool = pytest.mark.skipif(
 )
 
 CRUD, STREAMING = Scope.category("crud"), Scope.category("streaming")
-WSGI, ASGI = Scope.service("backend-wsgi"), Scope.service("backend-asgi")
+WSGI, ASGI = Scope.service("wsgi"), Scope.service("asgi")
 GLOBAL = Scope.everywhere()
 
 
@@ -304,12 +304,12 @@ SCENARIOS = [
     ),
     Scenario(
         "ASGI restarts > 5 in 10 minutes",
-        _restarts("backend-asgi", 60),
+        _restarts("asgi", 60),
         [Fires("asgi_restarts", ASGI, 600)],
     ),
     Scenario(
         "memory above 95 % sustained",
-        _memory("backend-wsgi", 0.5, 0.97) + _memory("backend-asgi", 0.4, 0.4),
+        _memory("wsgi", 0.5, 0.97) + _memory("asgi", 0.4, 0.4),
         [Fires("memory_leak", WSGI, 430)],
     ),
     Scenario(

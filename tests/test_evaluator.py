@@ -17,7 +17,7 @@ from rollback_drill.policy import Action, Comparison, Policy, Rule, load_policy
 GLOBAL = Scope.everywhere()
 CRUD = Scope.category("crud")
 STREAMING = Scope.category("streaming")
-ASGI = Scope.service("backend-asgi")
+ASGI = Scope.service("asgi")
 P95_BASE = 0.120  # seconds, the healthy pre-hybrid P95 of every category
 CACHE_BASE = 0.9
 SUSTAIN = 30  # the P95 rules hold this long (s) before they decide (policy.yaml sustained_s)

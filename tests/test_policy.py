@@ -58,14 +58,14 @@ def test_default_policy_has_the_fourteen_triggers_by_tier(policy: Policy) -> Non
         ("security_exposure", "security_findings", "gt", 0, None, ("global",), 7200),
         ("db_connection_failures", "db_connection_failure_rate", "gt", 0.5, None, ("global",), 60),
         ("wsgi_p95_latency", "p95_latency", "gt", 2.0, "p95_pre_hybrid", WSGI, 60),
-        ("asgi_restarts", "container_restarts", "gt", 5, None, ("backend-asgi",), 600),
+        ("asgi_restarts", "container_restarts", "gt", 5, None, ("asgi",), 600),
         (
             "memory_leak",
             "memory_usage_ratio",
             "gt",
             0.95,
             None,
-            ("backend-wsgi", "backend-asgi"),
+            ("wsgi", "asgi"),
             10,
         ),
         ("auth_failures", "auth_failure_rate", "gt", 0.05, None, ("global",), 60),
@@ -579,8 +579,8 @@ def test_a_copy_of_the_default_loads_and_scopes_expand(tmp_path: Path) -> None:
     policy = load_policy(path)
     assert policy.source == str(path)
     assert policy.rule("memory_leak").scopes() == (
-        Scope.service("backend-wsgi"),
-        Scope.service("backend-asgi"),
+        Scope.service("wsgi"),
+        Scope.service("asgi"),
     )
 
 
