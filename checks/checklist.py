@@ -18,18 +18,22 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+import httpx
 import psycopg
 import redis
 
 from rollback_drill.baseline import Baseline
 from rollback_drill.checks.base import CheckResult
-from rollback_drill.client import AppClient
+from rollback_drill.checks.data import no_acked_write_lost
 from rollback_drill.metrics import Scope, ScopeKind
 from rollback_drill.monitor import ERROR_OUTCOMES
 from rollback_drill.policy import Policy
-from rollback_drill.records import RecordStore
+from rollback_drill.probe import ProbeResult, probe
+from rollback_drill.records import Outcome, RecordStore
 from rollback_drill.stack import Stack
+from rollback_drill.traffic import Category
 
 
 @dataclass(frozen=True)
@@ -88,57 +92,66 @@ def redis_connection(stack: Stack) -> CheckResult:
     return CheckResult("Redis connection successful", ok, measured, "PING answers PONG")
 
 
-def health_endpoint(stack: Stack, client: AppClient) -> CheckResult:
-    ans = client.get(stack.target.paths.health)
+def health_endpoint(stack: Stack) -> CheckResult:
+    url = stack.base_url + stack.target.paths.health
+    try:
+        status: int | str = httpx.get(url, timeout=10).status_code
+    except httpx.HTTPError as exc:
+        status = type(exc).__name__
     return CheckResult(
         f"Health endpoint returns 200 ({stack.target.paths.health})",
-        ans.status == 200,
-        {"status": ans.status, "served_by": ans.served_by, "release": ans.release},
+        status == 200,
+        status,
         "status 200",
     )
 
 
-def admin_accessible(stack: Stack, client: AppClient) -> CheckResult:
-    status = client.admin_login(stack.workspace.admin.username, stack.workspace.admin.password)
-    return CheckResult(
-        f"Admin panel accessible ({stack.target.paths.admin})",
-        status == 200,
-        status,
-        "200 after staff login",
-    )
+def _probe(stack: Stack, **what: Any) -> ProbeResult:
+    """The target's own requests (its traffic profile), through the load's code."""
+    ws = stack.workspace
+    return probe(stack.base_url, stack.target.traffic, ws.user, ws.admin, **what)
 
 
-def user_login(stack: Stack, client: AppClient) -> CheckResult:
-    login = client.login(stack.workspace.user.username, stack.workspace.user.password)
-    me = client.get("/api/auth/me/")
-    who = me.body.get("username") if isinstance(me.body, dict) else None
+def admin_accessible(stack: Stack) -> CheckResult:
+    """The staff user logs in and reads the admin page (the profile's admin category)."""
+    name = f"Admin panel accessible ({stack.target.paths.admin})"
+    cat = Category.ADMIN
+    if stack.target.traffic.categories.admin is None:
+        return CheckResult(name, False, None, "", "not observable on this target: no admin page")
+    res = _probe(stack, categories=[cat]).results[cat.value]
+    return CheckResult(name, res.outcome is Outcome.OK, res.status, "answered after staff login")
+
+
+def user_login(stack: Stack) -> CheckResult:
+    """A fresh login and the profile's check request with its session (the auth category)."""
+    if stack.target.traffic.categories.auth is None:
+        return CheckResult("User login works", False, None, "", "not observable on this target")
+    res = _probe(stack, categories=[Category.AUTH]).results[Category.AUTH.value]
     return CheckResult(
         "User login works",
-        login.status == 200 and me.status == 200 and who == stack.workspace.user.username,
-        {"login": login.status, "me": me.status, "username": who},
-        "login 200, me 200 naming the user",
+        res.outcome is Outcome.OK,
+        {"outcome": str(res.outcome), "status": res.status},
+        "login accepted and its session recognised",
     )
 
 
-def api_expected_data(client: AppClient) -> CheckResult:
-    """A model list with entries, and a session written now read back with the same checksum."""
-    models = client.get("/api/models/")
-    results = models.body.get("results", []) if isinstance(models.body, dict) else []
-    measured: dict[str, object] = {"models_status": models.status, "models": len(results)}
-    ok = models.status == 200 and bool(results)
-    if ok:
-        created = client.create_session("checklist probe", int(results[0]["id"]))
-        measured["create_status"] = created.status
-        if created.status == 201:
-            cid = created.body["client_id"]
-            read = client.get(f"/api/sessions/{cid}/")
-            measured["read_status"] = read.status
-            ok = read.status == 200 and read.body.get("checksum") == created.body.get("checksum")
-        else:
-            ok = False
-    return CheckResult(
-        "API endpoints return expected data", ok, measured, "models listed; write read back intact"
-    )
+def api_expected_data(stack: Stack) -> CheckResult:
+    """Every CRUD request of the profile answers as expected, and the writes made now read
+    back intact from the database (the profile's read-back queries)."""
+    name = "API endpoints return expected data"
+    result = _probe(stack, crud_requests=True)
+    if not result.results:
+        return CheckResult(name, False, None, "", "not observable on this target: no crud")
+    measured: dict[str, object] = {k: r.status for k, r in result.results.items()}
+    failed = result.failed()
+    ok = not failed
+    detail = f"failed: {failed}" if failed else ""
+    if result.ledger.acked():
+        kept = no_acked_write_lost(stack.postgres_dsn(), result.ledger, stack.target.read_back)
+        measured["writes_read_back"] = f"{kept.measured}"
+        ok = ok and kept.passed
+        detail = "; ".join(d for d in (detail, kept.detail) if d)
+    return CheckResult(name, ok, measured, "each request as expected; writes read back", detail)
 
 
 def error_rate(records: RecordStore, since: float, until: float | None = None) -> CheckResult:
@@ -259,38 +272,35 @@ def run_checklist(
 ) -> list[CheckResult]:
     """Every checklist item, in the plan's order; each item runs even when another failed."""
     results: list[CheckResult] = []
-    with AppClient(stack.base_url) as client:
-        items: list[tuple[str, Callable[[], CheckResult]]] = [
-            ("containers", lambda: containers_healthy(stack)),
-            ("database", lambda: database_connection(stack)),
-            ("redis", lambda: redis_connection(stack)),
-            ("health", lambda: health_endpoint(stack, client)),
-            ("admin", lambda: admin_accessible(stack, client)),
-            ("login", lambda: user_login(stack, client)),
-            ("api", lambda: api_expected_data(client)),
-            ("error_rate", lambda: error_rate(records, since)),
-            (
-                "p95",
-                lambda: p95_back_to_baseline(
-                    records, policy, baseline, since, baseline_window=baseline_window
-                ),
+    items: list[tuple[str, Callable[[], CheckResult]]] = [
+        ("containers", lambda: containers_healthy(stack)),
+        ("database", lambda: database_connection(stack)),
+        ("redis", lambda: redis_connection(stack)),
+        ("health", lambda: health_endpoint(stack)),
+        ("admin", lambda: admin_accessible(stack)),
+        ("login", lambda: user_login(stack)),
+        ("api", lambda: api_expected_data(stack)),
+        ("error_rate", lambda: error_rate(records, since)),
+        (
+            "p95",
+            lambda: p95_back_to_baseline(
+                records, policy, baseline, since, baseline_window=baseline_window
             ),
-            ("logs", lambda: no_error_spikes_in_logs(stack, since)),
-        ]
-        for key, item in items:
-            with stack.journal.step("check", key) as step:
-                try:
-                    result = item()
-                except Exception as exc:  # a check that cannot run has failed, with the reason
-                    result = CheckResult(
-                        key, False, f"{type(exc).__name__}: {exc}", "the check to run"
-                    )
-                step.data.update(
-                    check=result.name,
-                    passed=result.passed,
-                    measured=str(result.measured),
-                    expected=result.expected,
-                    detail=result.detail,
-                )
-            results.append(result)
+        ),
+        ("logs", lambda: no_error_spikes_in_logs(stack, since)),
+    ]
+    for key, item in items:
+        with stack.journal.step("check", key) as step:
+            try:
+                result = item()
+            except Exception as exc:  # a check that cannot run has failed, with the reason
+                result = CheckResult(key, False, f"{type(exc).__name__}: {exc}", "the check to run")
+            step.data.update(
+                check=result.name,
+                passed=result.passed,
+                measured=str(result.measured),
+                expected=result.expected,
+                detail=result.detail,
+            )
+        results.append(result)
     return results

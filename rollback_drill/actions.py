@@ -188,11 +188,13 @@ class Actions:
                     async with asyncio.timeout(self._settings.timeout_s):
                         await self._crud_request(request)
 
-    async def run(self, category: Category) -> Result:
-        """One request (or conversation) of ``category``, classified."""
+    async def run(self, category: Category, request: str | None = None) -> Result:
+        """One request (or conversation) of ``category``, classified; ``request`` names one
+        CRUD request of the profile (else the mix picks)."""
+        handler = self._handlers[category] if request is None else lambda: self.crud(request)
         try:
             async with asyncio.timeout(self._settings.timeout_s):
-                return await self._handlers[category]()
+                return await handler()
         except ConnectionError:  # refused, reset, closed early, no connection in time
             return Result(Outcome.CONNECT_ERROR)
         except TimeoutError:
@@ -315,8 +317,8 @@ class Actions:
 
     # -- categories --------------------------------------------------------------------------
 
-    async def crud(self) -> Result:
-        request = self._requests[self._crud.next()]
+    async def crud(self, name: str | None = None) -> Result:
+        request = self._requests[name if name is not None else self._crud.next()]
         # a request whose pool is still empty: the request that fills it instead
         for _ in range(len(self._requests)):
             empty = [p for p in request.pools() if not self._pools[p]]

@@ -27,17 +27,15 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from rollback_drill.actions import Actions, ActionSettings
 from rollback_drill.baseline import Baseline
 from rollback_drill.drill import BackgroundLoad
 from rollback_drill.errors import StackError, TargetError
 from rollback_drill.evaluator import RuleStatus
-from rollback_drill.http1 import Http1Pool
-from rollback_drill.ledger import Ledger
-from rollback_drill.load import LoadConfig, require_loopback
+from rollback_drill.load import LoadConfig
 from rollback_drill.monitor import LiveSource, Monitor
 from rollback_drill.policy import Policy, load_policy
-from rollback_drill.records import Outcome, RecordStore
+from rollback_drill.probe import probe
+from rollback_drill.records import RecordStore
 from rollback_drill.signals.docker_events import DockerEventsCollector
 from rollback_drill.signals.docker_stats import DockerStatsCollector
 from rollback_drill.signals.redis_info import RedisInfoCollector
@@ -92,39 +90,9 @@ def credentials(target: Target) -> tuple[Credentials, Credentials | None]:
     return user, admin
 
 
-async def _probe(config: LoadConfig, categories: list[Category]) -> dict[Category, str]:
-    """One request of each category through the load's own code: what failed, and how."""
-    base = require_loopback(config.base_url)
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(base)
-    http = Http1Pool(parts.hostname or "127.0.0.1", parts.port or 80)
-    try:
-        actions = Actions(
-            base,
-            http,
-            profile=config.profile,
-            user=config.user,
-            staff=config.staff,
-            ledger=Ledger(),
-            virtual_users=1,
-            settings=ActionSettings(config.timeout_s, config.connect_timeout_s),
-        )
-        failed: dict[Category, str] = {}
-        for category in categories:
-            result = await actions.run(category)
-            if result.outcome is not Outcome.OK:
-                failed[category] = f"{result.outcome} (HTTP {result.status})"
-        return failed
-    finally:
-        await http.close()
-
-
 def preflight(target: Target, config: LoadConfig) -> list[str]:
     """Health 200 and one request of every enabled category answering as the profile says;
     :class:`StackError` naming what failed, else what was checked."""
-    import asyncio
-
     import httpx
 
     url = config.base_url.rstrip("/") + target.paths.health
@@ -135,9 +103,17 @@ def preflight(target: Target, config: LoadConfig) -> list[str]:
     if status != 200:
         raise StackError(f"watch refused: {url} answered {status}, not 200")
     wanted = [c for c in config.mix_weights() if c not in config.disabled]
-    failed = asyncio.run(_probe(config, wanted))
+    failed = probe(
+        config.base_url,
+        config.profile,
+        config.user,
+        config.staff,
+        categories=wanted,
+        timeout_s=config.timeout_s,
+        connect_timeout_s=config.connect_timeout_s,
+    ).failed()
     if failed:
-        said = ", ".join(f"{c.value}: {why}" for c, why in failed.items())
+        said = ", ".join(f"{c}: {why}" for c, why in failed.items())
         raise StackError(f"watch refused: the stack does not answer as the profile says ({said})")
     return [f"{target.paths.health} 200", *(f"{c.value} ok" for c in wanted)]
 
