@@ -503,9 +503,10 @@ def observability_gap(target: Target, policy: Policy, trigger: str, role: str) -
     rule = policy.rule(trigger)
     service = target.service(role)
     names = rule.scope.names_given()
-    if rule.scope.kind in (ScopeKind.SERVICE, ScopeKind.SERVICES) and service not in names:
+    read = {target.service(n) for n in names}  # a scope names a role or a service
+    if rule.scope.kind in (ScopeKind.SERVICE, ScopeKind.SERVICES) and service not in read:
         return (
-            f"the policy's {trigger} reads {rule.metric} of services {list(names)}, and this "
+            f"the policy's {trigger} reads {rule.metric} of {list(names)}, and this "
             f"target's {role} service is {service!r}"
         )
     if rule.scope.is_category():
