@@ -18,9 +18,23 @@ import websockets
 
 from rollback_drill.client import AppClient
 from rollback_drill.deploy import deploy_release
+from rollback_drill.errors import NotOnThisTarget
 from rollback_drill.stack import Stack
+from rollback_drill.target import Target
 
 pytestmark = [pytest.mark.quick, pytest.mark.full, pytest.mark.nightly]
+
+
+@pytest.fixture(autouse=True)
+def _reference_contract(drill_target: Target) -> None:
+    """This drill reads the reference app's own evidence (its ``X-Served-By`` header, its
+    0011 migrations, its pooled connections): on another target it says so and skips, before
+    any stack is started."""
+    if drill_target.traffic.headers.served_by is None:
+        raise NotOnThisTarget(
+            "the hybrid routing drill reads which server answered from a header the app sets "
+            "(traffic.headers.served_by); this target's app sets none"
+        )
 
 
 def applied_migrations(stack: Stack, app: str) -> list[str]:

@@ -42,6 +42,12 @@ class PortInUse(EnvironmentProblem):
     exit_code = 20
 
 
+class NotOnThisTarget(TargetError):
+    """A drill or a trigger needs what this target does not have (a faulty release of the
+    reference app, a category its traffic profile leaves out, a signal only an app exposes):
+    the drill skips with this line, it never passes."""
+
+
 class StackError(DrillError):
     exit_code = 14
 

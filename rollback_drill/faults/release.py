@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from rollback_drill.deploy import SERVING, current_release, deploy_release
-from rollback_drill.errors import FaultError
+from rollback_drill.errors import FaultError, NotOnThisTarget
 from rollback_drill.faults.base import BaseFault, Effect
 from rollback_drill.journal import Journal
 from rollback_drill.stack import Stack
@@ -113,7 +113,6 @@ class FaultyRelease(BaseFault):
         release: str,
         *,
         config: Mapping[str, Any] | None = None,
-        marker_file: str | None = None,
         observer: Observer,
         live_from: LiveFrom = "containers",
         deploy: Callable[[str], object] | None = None,
@@ -121,6 +120,11 @@ class FaultyRelease(BaseFault):
         journal: Journal | None = None,
         describe: str = "",
     ) -> None:
+        if release not in stack.target.releases.overlays:
+            raise NotOnThisTarget(
+                f"needs the reference release {release!r}: target {stack.target.name} ships "
+                "no such release (releases.overlays)"
+            )
         params: dict[str, Any] = {"release": release, **(config or {})}
         if describe:
             params["defect"] = describe
