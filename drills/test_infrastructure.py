@@ -30,7 +30,6 @@ depends on the host): those twins stay in ``test_matrix_bands.py``, on the refer
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -160,19 +159,7 @@ def throttle_wsgi(run: DrillRun, level: float) -> Fault:
     queue grows, and with it the P95, past the policy's multiple of the baseline."""
     used = cpu_in_use(run, run.stack.target.services.wsgi)
     run.journal.event("fault", "cpu in use", service=run.stack.target.services.wsgi, cpus=used)
-    return CpuQuota(run.stack, run.stack.target.services.wsgi, cpus=settable_cpus(used / level))
-
-
-def settable_cpus(cpus: float) -> float:
-    """The nearest CPU count at or above ``cpus`` (and the kernel's 1 ms minimum quota) that
-    ``CpuQuota`` sets exactly: it writes ``int(cpus * period)`` and proves its effect by
-    reading the quota back as ``cpus`` within 1e-6 (0.0681058 CPUs became 6810 us, read back
-    as 0.0681: "no effect")."""
-    period = CpuQuota.PERIOD_US
-    quota = max(1000, math.ceil(cpus * period))
-    while int(quota / period * period) != quota:
-        quota += 1
-    return quota / period
+    return CpuQuota(run.stack, run.stack.target.services.wsgi, cpus=used / level)
 
 
 def cpu_in_use(run: DrillRun, service: str, span_s: float = 3.0) -> float:

@@ -226,6 +226,7 @@ class CpuQuota(ServiceFault):
             raise ValueError(f"cpus must be > 0, not {cpus!r}")
         super().__init__(stack, service, cpus=cpus, **kw)
         self.cpus = cpus
+        self.quota_us = max(1000, round(cpus * self.PERIOD_US))  # the kernel's minimum: 1 ms
         self.saved: dict[str, tuple[int, int]] = {}
 
     def _apply(self) -> float | None:
@@ -235,7 +236,7 @@ class CpuQuota(ServiceFault):
             if int(hc.get("NanoCpus") or 0):
                 raise FaultError(f"{c.name} has a --cpus limit; set its quota by hand")
             self.saved[c.id] = (int(hc.get("CpuQuota") or 0), int(hc.get("CpuPeriod") or 0))
-            c.update(cpu_period=self.PERIOD_US, cpu_quota=int(self.cpus * self.PERIOD_US))
+            c.update(cpu_period=self.PERIOD_US, cpu_quota=self.quota_us)
         return None
 
     def _revert(self) -> None:
@@ -252,7 +253,9 @@ class CpuQuota(ServiceFault):
             if self._fresh(c) is not None:
                 hc = c.attrs["HostConfig"]
                 quotas[c.name] = int(hc.get("CpuQuota") or 0) / int(hc.get("CpuPeriod") or 1)
-        ok = bool(quotas) and all(abs(q - self.cpus) < 1e-6 for q in quotas.values())
+        # the kernel holds whole microseconds: within one of the period is the quota asked for
+        step = 1 / self.PERIOD_US
+        ok = bool(quotas) and all(abs(q - self.cpus) <= step for q in quotas.values())
         return Effect(ok, quotas, f"a CFS quota of {self.cpus:g} CPUs on every container")
 
 
