@@ -39,8 +39,6 @@ import pytest
 
 from rollback_drill.announce import FileSink
 from rollback_drill.checks.base import CheckResult, require
-from rollback_drill.checks.checklist import run_checklist
-from rollback_drill.checks.data import no_acked_write_lost
 from rollback_drill.decisions import Decision
 from rollback_drill.defects import DefectLog
 from rollback_drill.drill import DrillRun
@@ -58,10 +56,8 @@ from rollback_drill.faults import (
 from rollback_drill.policy import Policy
 from rollback_drill.report import DrillSummary
 from rollback_drill.rollback import (
-    SUCCESS_CRITERION_S,
     RollbackContext,
     run_rollback,
-    sequence_budget_s,
 )
 from rollback_drill.target import Target
 
@@ -76,6 +72,7 @@ from ._support import (
     origin_of,
     prescribed_phases,
     sleep_until,
+    verify_after_rollback,
 )
 
 pytestmark = [pytest.mark.anystack, pytest.mark.full, pytest.mark.nightly]
@@ -363,46 +360,7 @@ def roll_back_and_verify(
     if sink_path.exists():
         record.announcement = sink_path.read_text()
 
-    # as the whole drills: a (scaled) minute to settle, one observed -- at least 20 s and 30 s,
-    # for the replicas Phase 2 starts to warm and for >= 100 CRUD requests per third
-    settle_s = max(run.policy.scale(60), 20.0)
-    observe_s = max(run.policy.scale(60), 30.0)
-    if run.load is not None:
-        run.load.wait_for_writes(5, after=rolled_back_at, timeout_s=60)
-    since = rolled_back_at + settle_s
-    sleep_until(since + observe_s)  # the observed period is what the checklist measures
-    assert run.baseline is not None
-    checks = run_checklist(
-        run.stack,
-        run.store,
-        run.policy,
-        run.baseline,
-        since=since,
-        baseline_window=run.baseline_window(),
+    issue = f"infrastructure fault -> {decision.message}"
+    return verify_after_rollback(
+        run, result, phases, rolled_back_at, issue, record, record_property
     )
-    checks.append(
-        no_acked_write_lost(run.stack.postgres_dsn(), run.ledger, run.stack.target.read_back)
-    )
-    budget_s = sequence_budget_s(phases)
-    checks.append(
-        CheckResult(
-            "Rollback completes in < 5 minutes",
-            result.time_to_rollback_s < SUCCESS_CRITERION_S
-            and result.time_to_rollback_s <= budget_s,
-            round(result.time_to_rollback_s, 2),
-            f"< {SUCCESS_CRITERION_S:.0f} s and <= phases' budget {budget_s:.0f} s",
-        )
-    )
-    run.mark("checklist done")
-    for c in checks:
-        record_property(f"check:{c.name}", "pass" if c.passed else f"FAIL {c.measured!r}")
-    record.lessons = {
-        "Date": time.strftime("%Y-%m-%d"),
-        "Issue": f"infrastructure fault -> {decision.message}",
-        "Rollback Executed": "Yes",
-        "Time to Rollback": f"{result.time_to_rollback_s:.1f} s (phases {result.label})",
-        "What Worked": "; ".join(c.name for c in checks if c.passed),
-        "What Didn't Work": "; ".join(c.line() for c in checks if not c.passed) or "nothing",
-        "Changes Made to Procedure": "; ".join(d.corrected_step for d in result.defects) or "none",
-    }
-    return checks
