@@ -374,7 +374,7 @@ def prune_untagged(client: docker.DockerClient, image_ids: set[str]) -> list[str
 def sweep(client: docker.DockerClient, label: str) -> list[str]:
     """Remove containers, networks, volumes and images carrying ``label`` (and only those)."""
     removed: list[str] = []
-    flt = {"label": label}
+    flt: dict[str, str | list[str] | bool] = {"label": label}
     for c in client.containers.list(all=True, filters=flt):
         with contextlib.suppress(docker.errors.NotFound):
             c.remove(force=True, v=True)
@@ -389,7 +389,7 @@ def sweep(client: docker.DockerClient, label: str) -> list[str]:
             removed.append(f"volume {v.name}")
     for i in client.images.list(filters=flt):
         with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-            client.images.remove(i.id, force=True)
+            client.images.remove(i.id or i.short_id, force=True)
             removed.append(f"image {i.short_id}")
     return removed
 

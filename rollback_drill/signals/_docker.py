@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 from collections.abc import Mapping
@@ -45,7 +46,7 @@ def daemon_problem(timeout: float = 5.0) -> str | None:
         except OSError as exc:
             return f"no Docker daemon answers at {host}: {exc.strerror or exc}"
     try:
-        client = docker.from_env(timeout=timeout)
+        client = docker.from_env(timeout=math.ceil(timeout))
     except Exception as exc:
         return f"no Docker daemon answers at {host}: {type(exc).__name__}"
     try:
