@@ -47,6 +47,8 @@ class NotOnThisTarget(TargetError):
     reference app, a category its traffic profile leaves out, a signal only an app exposes):
     the drill skips with this line, it never passes."""
 
+    exit_code = 21
+
 
 class StackError(DrillError):
     exit_code = 14
