@@ -44,7 +44,11 @@ from ._support import (
     window,
 )
 
-pytestmark = [pytest.mark.full, pytest.mark.nightly]
+pytestmark = [
+    pytest.mark.full,
+    pytest.mark.nightly,
+    pytest.mark.needs_releases(*releases.RELEASES),
+]
 
 CRUD = Scope.category("crud")
 STREAMING = Scope.category("streaming")

@@ -45,7 +45,11 @@ from rollback_drill.rollback import RollbackContext, run_rollback
 
 from ._support import RecordProperty, slow_release, verify_after_rollback
 
-pytestmark = [pytest.mark.full, pytest.mark.nightly]
+pytestmark = [
+    pytest.mark.full,
+    pytest.mark.nightly,
+    pytest.mark.needs_releases(*releases.RELEASES),
+]
 
 
 def whole_drill(

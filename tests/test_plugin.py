@@ -47,3 +47,26 @@ def test_bad_value_names_its_source(
     res = probe.runpytest_subprocess("-s")
     res.stderr.fnmatch_lines(["*environment RBD_TIME_SCALE='-2': must be > 0*"])
     assert res.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_a_drill_needing_releases_the_target_lacks_skips_before_any_fixture(
+    pytester: pytest.Pytester,
+) -> None:
+    from paths import REPO_ROOT
+
+    pytester.makepyfile(
+        test_needs="""
+import pytest
+
+@pytest.mark.needs_releases("hybrid-crashing-asgi")
+def test_needs(fresh_stack):
+    raise AssertionError("a stack was started")
+"""
+    )
+    target = REPO_ROOT / "examples" / "notes" / "target.yaml"
+    res = pytester.runpytest_subprocess("-rs", f"--drill-target={target}", "-p", "no:cacheprovider")
+    res.stdout.fnmatch_lines(
+        ["*not on this target: needs the reference app's faulty releases (hybrid-crashing-asgi)*"]
+    )
+    assert res.ret == pytest.ExitCode.OK
+    res.assert_outcomes(skipped=1)

@@ -53,6 +53,7 @@ from rollback_drill.stack import Stack
 __all__ = [
     "CRUD_PATHS",
     "FAIL_RELEASES",
+    "RELEASES",
     "broken_nginx",
     "cache_miss",
     "corrupting_migration",
@@ -77,6 +78,20 @@ FAIL_RELEASES = {
     "redis": "hybrid-redis-pool-exhausted",
     "auth": "hybrid-lost-sessions",
 }
+RELEASES = (
+    *FAIL_RELEASES.values(),
+    "hybrid-broken-nginx",
+    "hybrid-cache-miss",
+    "hybrid-corrupting-migration",
+    "hybrid-crashing-asgi",
+    "hybrid-debug-exposed",
+    "hybrid-leaky-asgi",
+    "hybrid-session-mismatch",
+    "hybrid-slow-crud",
+    "hybrid-slow-stream",
+    "hybrid-ws-drop",
+)
+"""Every faulty release of the reference app these drills deploy (its target's overlays)."""
 _FAIL_SIGNS: dict[str, Callable[[httpx.Response], bool]] = {
     "error": lambda r: r.status_code == 500,
     "db": lambda r: r.status_code == 503 and r.headers.get("x-failure-cause") == "db-connection",
