@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import threading
@@ -172,6 +173,11 @@ class Stack:
             signals_deferred(f"taking down {self.project} first"),
             self.journal.step("stack", "down", project=self.project),
         ):
+            cached = keep_build_cache(
+                self.docker, self.workspace.run_id, self.project, self.target.name
+            )
+            if cached:
+                self.journal.event("stack", "build cache kept", images=cached)
             parents = built_image_parents(self.docker, self.workspace.run_id, self.project)
             self.compose.run(
                 "down",
@@ -315,6 +321,55 @@ def signals_deferred(doing: str, *, redeliver: bool = True) -> Iterator[list[int
             signal.signal(sig, handler)
         if redeliver and received:
             signal.raise_signal(received[0])
+
+
+CACHE_REPOSITORY = "rollback-drill-cache"
+
+
+def keep_build_cache(
+    client: docker.DockerClient, run_id: str, project: str, target_name: str
+) -> list[str]:
+    """Keep what this run built as the next run's build cache.
+
+    With the classic builder every Dockerfile step is an image and a later build reuses it; the
+    run's labels come last, as ``LABEL`` steps, and the teardown removes the built image with
+    its untagged parents -- so a team's heavy build (hundreds of packages) was rebuilt from
+    scratch by every run. The newest ancestor of each built image that does not carry this run's
+    label (all the Dockerfile's own steps, nothing of the run) is tagged
+    ``rollback-drill-cache/<target>-<service>:latest``: the next run's build of the same steps
+    finds it. The image it replaces is pruned when nothing else needs it;
+    ``rollback-drill cleanup --images`` removes the cache. BuildKit images have no parent
+    chain (and a cache of their own): nothing is tagged for them."""
+    kept: list[str] = []
+    for image in client.images.list(filters={"label": f"{RUN_LABEL}={run_id}"}):
+        service = next(
+            (
+                t.split(":")[0].removeprefix(f"{project}-")
+                for t in image.tags
+                if t.startswith(f"{project}-")
+            ),
+            None,
+        )
+        ancestor: Any = image  # docker.models.images.Image, or None past the chain's end
+        while ancestor is not None and (ancestor.labels or {}).get(RUN_LABEL) == run_id:
+            parent = ancestor.attrs.get("Parent") or ""
+            try:
+                ancestor = client.images.get(parent) if parent else None
+            except docker.errors.ImageNotFound:
+                ancestor = None
+        if service is None or ancestor is None:
+            continue
+        name = re.sub(r"[^a-z0-9_.-]+", "-", f"{target_name}-{service}".lower()).strip("-.")
+        repository = f"{CACHE_REPOSITORY}/{name}"
+        try:
+            before = client.images.get(f"{repository}:latest").id
+        except docker.errors.ImageNotFound:
+            before = None
+        ancestor.tag(repository, "latest")
+        kept.append(f"{repository}:latest")
+        if before and before != ancestor.id:
+            prune_untagged(client, {before})
+    return kept
 
 
 def map_images(client: docker.DockerClient, images: dict[str, str]) -> list[str]:
