@@ -472,7 +472,7 @@ def probes(run: DrillRun, interval_s: float = 1.0) -> Iterator[tuple[ProbeLoop, 
     )
     security = ProbeLoop(
         "security",
-        SecurityProbe(stack.base_url, stack.workspace.secrets.all()),
+        SecurityProbe.for_target(stack.target, stack.base_url, stack.workspace.secrets.all()),
         run.source.security,
         interval_s=interval_s,
         journal=run.journal,

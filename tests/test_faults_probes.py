@@ -12,6 +12,13 @@ from rollback_drill.faults.probes import ProbeLoop, SecurityProbe
 from rollback_drill.monitor import Findings
 
 SECRET = "s3cr3t-value"
+PROTECTED = ("/api/sessions/?limit=1", "/api/models/", "/api/auth/me/")
+
+
+def probe_of(url: str, secrets: tuple[str, ...] = (), **app_kw: bool) -> SecurityProbe:
+    return SecurityProbe(
+        url, secrets, transport=app(**app_kw), protected=PROTECTED, admin="/admin/"
+    )
 
 
 def app(*, debug: bool = False, open_data: bool = False, leak: bool = False) -> httpx.MockTransport:
@@ -32,15 +39,15 @@ def app(*, debug: bool = False, open_data: bool = False, leak: bool = False) -> 
 
 
 def test_a_healthy_app_gives_no_finding() -> None:
-    probe = SecurityProbe("http://127.0.0.1:8080", [SECRET], transport=app())
+    probe = probe_of("http://127.0.0.1:8080", (SECRET,))
     assert probe() == 0 and probe.last == []
 
 
 def test_debug_pages_open_data_and_leaked_secrets_are_findings() -> None:
-    assert SecurityProbe("http://127.0.0.1:1", transport=app(debug=True))() == 1
-    probe = SecurityProbe("http://127.0.0.1:1", [SECRET], transport=app(debug=True, leak=True))
+    assert probe_of("http://127.0.0.1:1", debug=True)() == 1
+    probe = probe_of("http://127.0.0.1:1", (SECRET,), debug=True, leak=True)
     assert probe() == 2 and "a secret of the run appears in a response" in probe.last
-    opened = SecurityProbe("http://127.0.0.1:1", transport=app(open_data=True))
+    opened = probe_of("http://127.0.0.1:1", open_data=True)
     assert opened() == 3
     assert all("without a session" in f for f in opened.last)
 
@@ -76,3 +83,17 @@ def test_the_loop_runs_on_a_thread_until_stopped() -> None:
     runs = loop.runs
     time.sleep(0.05)
     assert runs >= 3 and loop.runs == runs
+
+
+def test_the_protected_paths_come_from_the_targets_profile() -> None:
+    from paths import REFERENCE_TARGET, REPO_ROOT
+
+    from rollback_drill.target import load_target
+
+    ref = SecurityProbe.for_target(load_target(REFERENCE_TARGET), "http://127.0.0.1:1", ())
+    assert set(ref.protected) == {"/api/models/", "/api/sessions/?limit=10", "/api/auth/me/"}
+    assert ref.admin == "/admin/"
+    notes = load_target(REPO_ROOT / "examples" / "notes" / "target.yaml")
+    probe = SecurityProbe.for_target(notes, "http://127.0.0.1:1", ())
+    assert set(probe.protected) == {"/v1/notes/?limit=10", "/accounts/whoami/"}
+    assert probe.admin == "/manage/"

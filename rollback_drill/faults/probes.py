@@ -26,7 +26,8 @@ from rollback_drill.journal import Journal
 from rollback_drill.ledger import Ledger
 from rollback_drill.load import require_loopback
 from rollback_drill.monitor import Findings
-from rollback_drill.profile import ReadBack
+from rollback_drill.profile import ReadBack, fill, template_values
+from rollback_drill.target import Target
 
 __all__ = ["ProbeLoop", "SecurityProbe", "integrity_probe"]
 
@@ -48,19 +49,38 @@ def integrity_probe(dsn: str, ledger: Ledger, read_back: Sequence[ReadBack]) -> 
 
 @dataclass
 class SecurityProbe:
-    """Anonymous requests that must be refused; each one that is not is a finding."""
+    """Anonymous requests that must be refused; each one that is not is a finding.
+
+    ``protected``: paths that need a session (:meth:`for_target` takes them from the target's
+    traffic profile: its CRUD reads and its auth check); refused means 401, 403 or a redirect
+    (to a login page). ``admin``: the admin page, which must not answer 200 without a staff
+    session. A path that cannot exist must not answer a technical debug page (Django's).
+    """
 
     base_url: str
     secrets: Iterable[str] = ()
     transport: httpx.BaseTransport | None = None  # tests: instead of the network
     last: list[str] = field(default_factory=list)  # what the last run found
+    protected: Sequence[str] = ()
+    admin: str | None = None
 
-    # (path, what must come back) -- docs/app-api.md
-    PROTECTED = (
-        ("/api/sessions/?limit=1", (401, 403)),
-        ("/api/models/", (401, 403)),
-        ("/api/auth/me/", (401, 403)),
-    )
+    REFUSED = (301, 302, 303, 307, 401, 403)
+
+    @classmethod
+    def for_target(cls, target: Target, base_url: str, secrets: Iterable[str]) -> SecurityProbe:
+        """The target's own requests that need a session, and its admin page."""
+        profile = target.traffic
+        reads = [
+            r
+            for r in (profile.categories.crud.requests if profile.categories.crud else [])
+            if r.method == "GET" and not r.pools()
+        ]
+        auth = profile.categories.auth
+        if auth is not None and auth.check is not None and not auth.check.pools():
+            reads.append(auth.check)
+        values = template_values(base_url, 0)
+        paths = tuple(dict.fromkeys(fill(r.path, values) for r in reads))
+        return cls(base_url, secrets, protected=paths, admin=target.paths.admin)
 
     def __post_init__(self) -> None:
         require_loopback(self.base_url)
@@ -73,15 +93,14 @@ class SecurityProbe:
         with httpx.Client(
             base_url=self.base_url, timeout=5.0, follow_redirects=False, transport=self.transport
         ) as c:
-            for path, refused in self.PROTECTED:
+            for path in self.protected:
                 r = c.get(path)
                 bodies.append(r.text)
-                if r.status_code not in refused and r.status_code < 500:
+                if r.status_code not in self.REFUSED and r.status_code < 500:
                     found.append(f"{path} answered {r.status_code} without a session")
-            admin = c.get("/admin/")
-            if admin.status_code == 200:
-                found.append("/admin/ answered 200 without a staff session")
-            missing = c.get(f"/api/rbd-probe-{_secrets.token_hex(4)}/")
+            if self.admin is not None and c.get(self.admin).status_code == 200:
+                found.append(f"{self.admin} answered 200 without a staff session")
+            missing = c.get(f"/rbd-probe-{_secrets.token_hex(4)}/")
             bodies.append(missing.text)
             if "URLconf" in missing.text or "Traceback" in missing.text:
                 found.append("technical debug page served (DEBUG on)")
