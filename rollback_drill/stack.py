@@ -38,7 +38,7 @@ from rollback_drill.override import OVERRIDE_FILE, write_override
 from rollback_drill.preflight import check_compose, check_pinned_ports
 from rollback_drill.target import Target
 from rollback_drill.wait import wait_for, wait_until
-from rollback_drill.workspace import LABEL, RUN_LABEL, Workspace
+from rollback_drill.workspace import LABEL, PID_LABEL, RUN_LABEL, Workspace
 
 __all__ = ["LABEL", "RUN_LABEL", "Stack", "docker_client", "sweep", "sweep_run"]
 
@@ -326,6 +326,11 @@ def signals_deferred(doing: str, *, redeliver: bool = True) -> Iterator[list[int
 CACHE_REPOSITORY = "rollback-drill-cache"
 
 
+def _of_a_run(labels: dict[str, str]) -> bool:
+    """An image layer that names a run (its id or its process): the build's last steps."""
+    return RUN_LABEL in labels or PID_LABEL in labels
+
+
 def keep_build_cache(
     client: docker.DockerClient, run_id: str, project: str, target_name: str
 ) -> list[str]:
@@ -335,7 +340,7 @@ def keep_build_cache(
     run's labels come last, as ``LABEL`` steps, and the teardown removes the built image with
     its untagged parents -- so a team's heavy build (hundreds of packages) was rebuilt from
     scratch by every run. The newest ancestor of each built image that does not carry this run's
-    label (all the Dockerfile's own steps, nothing of the run) is tagged
+    or process label (all the Dockerfile's own steps, nothing of the run) is tagged
     ``rollback-drill-cache/<target>-<service>:latest``: the next run's build of the same steps
     finds it. The image it replaces is pruned when nothing else needs it;
     ``rollback-drill cleanup --images`` removes the cache. BuildKit images have no parent
@@ -351,7 +356,7 @@ def keep_build_cache(
             None,
         )
         ancestor: Any = image  # docker.models.images.Image, or None past the chain's end
-        while ancestor is not None and (ancestor.labels or {}).get(RUN_LABEL) == run_id:
+        while ancestor is not None and _of_a_run(ancestor.labels or {}):
             parent = ancestor.attrs.get("Parent") or ""
             try:
                 ancestor = client.images.get(parent) if parent else None

@@ -3,6 +3,7 @@ heavy image is not rebuilt from scratch by every drill, and nothing of a run sta
 
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from rollback_drill.stack import CACHE_REPOSITORY, RUN_LABEL, keep_build_cache, sweep_run
+from rollback_drill.workspace import PID_LABEL
 
 pytestmark = pytest.mark.docker
 
@@ -18,7 +20,7 @@ def _build(context: Path, tag: str, run_id: str) -> str:
     """A classic-builder build with the run's labels, as Compose does from the override."""
     proc = subprocess.run(
         ["docker", "build", "--label", "io.rollback-drill=1", "--label", f"{RUN_LABEL}={run_id}",
-         "-t", tag, str(context)],
+         "--label", f"{PID_LABEL}={os.getpid()}", "-t", tag, str(context)],
         capture_output=True, text=True, env={"DOCKER_BUILDKIT": "0", "PATH": "/usr/bin:/bin"},
         check=False, timeout=300,
     )  # fmt: skip
@@ -45,7 +47,8 @@ def test_the_dockerfile_steps_are_kept_and_reused_by_the_next_run(
         kept = keep_build_cache(client, runs[0], f"rbd-{runs[0]}", f"cachetest-{marker[:8]}")
         assert kept == [cache]
         cached = client.images.get(cache)
-        assert RUN_LABEL not in (cached.labels or {})  # nothing of the run in the cache
+        labels = cached.labels or {}
+        assert RUN_LABEL not in labels and PID_LABEL not in labels  # nothing of the run
         sweep_run(client, runs[0])  # the run's own images go, the cache stays
         client.images.get(cache)
         second = _build(tmp_path, f"rbd-{runs[1]}-app", runs[1])
