@@ -13,14 +13,17 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, NoReturn
 
 import pytest
 
+from rollback_drill.announce import FileSink
 from rollback_drill.checks.base import CheckResult
 from rollback_drill.checks.checklist import run_checklist
 from rollback_drill.checks.data import no_acked_write_lost
 from rollback_drill.decisions import Decision, DecisionKind, Reading
+from rollback_drill.defects import DefectLog
 from rollback_drill.drill import DrillRun
 from rollback_drill.faults import Fault, FaultyRelease
 from rollback_drill.faults import faulty_releases as releases
@@ -28,7 +31,12 @@ from rollback_drill.faults.probes import ProbeLoop, SecurityProbe, integrity_pro
 from rollback_drill.metrics import Metric, Scope, ScopeKind
 from rollback_drill.policy import Policy
 from rollback_drill.report import DrillSummary
-from rollback_drill.rollback import SUCCESS_CRITERION_S, RollbackResult
+from rollback_drill.rollback import (
+    SUCCESS_CRITERION_S,
+    RollbackContext,
+    RollbackResult,
+    run_rollback,
+)
 from rollback_drill.rollback.budgets import sequence_budget_s
 from rollback_drill.signals.app_metrics import AppMetricsCollector
 from rollback_drill.target import Target
@@ -543,6 +551,37 @@ def prescribed_phases(changed: frozenset[str]) -> tuple[int, ...]:
     if "code" in changed:
         return (1, 3, 4) if "migrations" in changed else (1, 3)
     return (1, 2)
+
+
+def execute_rollback(
+    run: DrillRun,
+    phases: tuple[int, ...],
+    decision: Decision,
+    *,
+    sink_path: Path,
+    defects: DefectLog,
+    holder: str,
+    record: DrillSummary,
+    record_property: RecordProperty,
+) -> tuple[RollbackResult, float]:
+    """The executor runs ``phases`` for ``decision`` (its announcements into ``sink_path``);
+    returns the result and when the rollback ended (wall time)."""
+    ctx = RollbackContext(
+        run.stack,
+        reason=decision.message,
+        sink=FileSink(sink_path),
+        defects=defects,
+        backups=run.backups,
+        holder=holder,
+    )
+    run.mark("rollback start")
+    result = run_rollback(ctx, phases)
+    rolled_back_at = run.mark("rollback end")
+    for key, value in result.properties().items():
+        record_property(key, value)
+    if sink_path.exists():
+        record.announcement = sink_path.read_text()
+    return result, rolled_back_at
 
 
 def verify_after_rollback(

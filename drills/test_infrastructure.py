@@ -37,7 +37,6 @@ from pathlib import Path
 
 import pytest
 
-from rollback_drill.announce import FileSink
 from rollback_drill.checks.base import CheckResult, require
 from rollback_drill.decisions import Decision
 from rollback_drill.defects import DefectLog
@@ -55,10 +54,6 @@ from rollback_drill.faults import (
 )
 from rollback_drill.policy import Policy
 from rollback_drill.report import DrillSummary
-from rollback_drill.rollback import (
-    RollbackContext,
-    run_rollback,
-)
 from rollback_drill.target import Target
 
 from ._support import (
@@ -67,6 +62,7 @@ from ._support import (
     RecordProperty,
     assert_no_decision,
     detect,
+    execute_rollback,
     not_observable,
     observability_gap,
     origin_of,
@@ -343,22 +339,16 @@ def roll_back_and_verify(
     report_dir: Path = request.getfixturevalue("report_dir")
     record: DrillSummary = request.getfixturevalue("drill_record")
     defects: DefectLog = request.getfixturevalue("plan_defects")
-    sink_path = report_dir / "announcements" / f"{request.node.name.replace('/', '_')}.txt"
-    ctx = RollbackContext(
-        run.stack,
-        reason=decision.message,
-        sink=FileSink(sink_path),
+    result, rolled_back_at = execute_rollback(
+        run,
+        phases,
+        decision,
+        sink_path=report_dir / "announcements" / f"{request.node.name.replace('/', '_')}.txt",
         defects=defects,
-        backups=run.backups,
         holder=f"infrastructure drill {request.node.nodeid}",
+        record=record,
+        record_property=record_property,
     )
-    run.mark("rollback start")
-    result = run_rollback(ctx, phases)
-    rolled_back_at = run.mark("rollback end")
-    for key, value in result.properties().items():
-        record_property(key, value)
-    if sink_path.exists():
-        record.announcement = sink_path.read_text()
 
     issue = f"infrastructure fault -> {decision.message}"
     return verify_after_rollback(

@@ -33,7 +33,6 @@ from pathlib import Path
 
 import pytest
 
-from rollback_drill.announce import FileSink
 from rollback_drill.checks.base import CheckResult, require
 from rollback_drill.decisions import Decision, DecisionKind
 from rollback_drill.defects import DefectLog
@@ -41,9 +40,8 @@ from rollback_drill.drill import DrillRun
 from rollback_drill.faults import faulty_releases as releases
 from rollback_drill.faults.release import FaultyRelease
 from rollback_drill.report import DrillSummary
-from rollback_drill.rollback import RollbackContext, run_rollback
 
-from ._support import RecordProperty, slow_release, verify_after_rollback
+from ._support import RecordProperty, execute_rollback, slow_release, verify_after_rollback
 
 pytestmark = [
     pytest.mark.full,
@@ -104,22 +102,16 @@ def whole_drill(
         live = fault.live_at or run.source.not_before or decision.time
         record_property("time_to_detect_s", round(decision.time - live, 2))
 
-        sink_path = report_dir / "announcements" / f"{record.nodeid.split('::')[-1]}.txt"
-        ctx = RollbackContext(
-            run.stack,
-            reason=decision.message,
-            sink=FileSink(sink_path),
+        result, rolled_back_at = execute_rollback(
+            run,
+            phases,
+            decision,
+            sink_path=report_dir / "announcements" / f"{record.nodeid.split('::')[-1]}.txt",
             defects=plan_defects,
-            backups=run.backups,
             holder=f"whole drill {record.nodeid}",
+            record=record,
+            record_property=record_property,
         )
-        run.mark("rollback start")
-        result = run_rollback(ctx, phases)
-        rolled_back_at = run.mark("rollback end")
-        for key, value in result.properties().items():
-            record_property(key, value)
-        if sink_path.exists():
-            record.announcement = sink_path.read_text()
 
         issue = f"{fault.params.get('defect', fault.name)} -> {decision.message}"
         return verify_after_rollback(
