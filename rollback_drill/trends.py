@@ -406,14 +406,7 @@ def plot_ttd(t: Trends) -> bytes:
         pts = [(x, v) for x, v in zip(xs, series, strict=True) if v is not None]
         if pts:
             ax.plot([x for x, _ in pts], [v for _, v in pts], marker="o", label=trigger)
-    ax.set_xticks(xs, [f"#{x}" for x in xs])
-    ax.set_xlabel("run (see the Runs table)")
-    ax.set_ylabel("time to detect (s)")
-    ax.set_title("Time to detect per trigger over runs")
-    ax.grid(alpha=0.3)
-    if t.ttd_series:
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    return _png(fig)
+    return _finish(fig, ax, xs, "time to detect (s)", "Time to detect per trigger over runs")
 
 
 def plot_phases(t: Trends) -> bytes:
@@ -440,12 +433,18 @@ def plot_phases(t: Trends) -> bytes:
                 ha="right",
                 va="bottom",
             )
+    title = "Rollback time per phase sequence against its budget (dashed)"
+    return _finish(fig, ax, xs, "time to roll back (s)", title)
+
+
+def _finish(fig: Any, ax: Any, xs: list[int], ylabel: str, title: str) -> bytes:
+    """The runs on the x axis, labels, grid and the legend beside the plot; the PNG."""
     ax.set_xticks(xs, [f"#{x}" for x in xs])
     ax.set_xlabel("run (see the Runs table)")
-    ax.set_ylabel("time to roll back (s)")
-    ax.set_title("Rollback time per phase sequence against its budget (dashed)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(alpha=0.3)
-    if t.phase_series:
+    if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _png(fig)
 
