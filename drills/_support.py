@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -27,7 +27,6 @@ from rollback_drill.defects import DefectLog
 from rollback_drill.drill import DrillRun
 from rollback_drill.faults import Fault, FaultyRelease
 from rollback_drill.faults import faulty_releases as releases
-from rollback_drill.faults.probes import ProbeLoop, SecurityProbe, integrity_probe
 from rollback_drill.metrics import Metric, Scope, ScopeKind
 from rollback_drill.policy import Policy
 from rollback_drill.report import DrillSummary
@@ -38,7 +37,6 @@ from rollback_drill.rollback import (
     run_rollback,
 )
 from rollback_drill.rollback.budgets import sequence_budget_s
-from rollback_drill.signals.app_metrics import AppMetricsCollector
 from rollback_drill.target import Target
 
 RecordProperty = Callable[[str, object], None]
@@ -419,74 +417,6 @@ def baseline_value(run: DrillRun, baseline_id: str, scope: Scope) -> float:
     value = run.baseline.get(baseline_id, scope)
     assert value is not None and value.usable and value.value is not None, value
     return value.value
-
-
-# ---- signals the harness does not (yet) wire ------------------------------------------------
-
-
-class AppCacheCounters:
-    """Stands in for ``LiveSource.redis`` so that the cache hit rate is the app's own
-    (``app_cache_hits_total`` / ``app_cache_misses_total``, as ``metrics.CATALOGUE`` defines
-    it), not Redis INFO's keyspace counters, in which every session read is a hit that drowns
-    the model catalogue's lookups (~0.92 either way)."""
-
-    NAMES: ClassVar[dict[str, str]] = {
-        "keyspace_hits": "app_cache_hits_total",
-        "keyspace_misses": "app_cache_misses_total",
-    }
-
-    def __init__(self, collector: AppMetricsCollector) -> None:
-        self.collector = collector
-        self.series = self
-
-    def increase(self, name: str, start: float | None = None, end: float | None = None) -> Any:
-        return self.collector.series.increase(self.NAMES[name], start, end)
-
-    def hit_rate(self, start: float | None = None, end: float | None = None) -> float | None:
-        hits = self.increase("keyspace_hits", start, end)
-        misses = self.increase("keyspace_misses", start, end)
-        if hits is None or misses is None or hits + misses == 0:
-            return None
-        return float(hits / (hits + misses))
-
-
-@contextmanager
-def app_cache_hit_rate(run: DrillRun, interval_s: float = 0.5) -> Iterator[AppCacheCounters]:
-    """Scrape the app's ``/metrics`` through nginx and read the cache hit rate from it."""
-    collector = AppMetricsCollector(
-        [run.stack.base_url + "/metrics"], interval=interval_s, clock=run.source.clock
-    )
-    counters = AppCacheCounters(collector)
-    previous = run.source.redis
-    collector.start()
-    run.source.redis = counters  # type: ignore[assignment]
-    try:
-        yield counters
-    finally:
-        run.source.redis = previous
-        collector.stop()
-
-
-@contextmanager
-def probes(run: DrillRun, interval_s: float = 1.0) -> Iterator[tuple[ProbeLoop, ProbeLoop]]:
-    """The integrity and security probes, feeding the monitor's findings."""
-    stack = run.stack
-    integrity = ProbeLoop(
-        "integrity",
-        integrity_probe(stack.postgres_dsn(), run.ledger, stack.target.read_back),
-        run.source.integrity,
-        interval_s=interval_s,
-        journal=run.journal,
-    )
-    security = ProbeLoop(
-        "security",
-        SecurityProbe.for_target(stack.target, stack.base_url, stack.workspace.secrets.all()),
-        run.source.security,
-        interval_s=interval_s,
-        journal=run.journal,
-    )
-    with integrity, security:
-        yield integrity, security
 
 
 def scale_budget(run: DrillRun, plan_window_s: float, extra_s: float = 10.0) -> float:

@@ -26,7 +26,6 @@ from rollback_drill.traffic import Category
 from ._support import (
     ROLLBACK,
     RecordProperty,
-    app_cache_hit_rate,
     assert_no_decision,
     baseline_value,
     check_level,
@@ -35,7 +34,6 @@ from ._support import (
     faulty_release,
     hybrid,
     origin_of,
-    probes,
     scale_budget,
     slow_release,
     steady_reading,
@@ -404,27 +402,27 @@ def test_cache_hit_rate_down_by_40_percent(
     drill_run: DrillRun, record_property: RecordProperty
 ) -> None:
     run, miss = drill_run, 0.4
-    with app_cache_hit_rate(run):
-        run.capture_baseline()
-        base = baseline_value(run, "cache_hit_pre_hybrid", EVERYWHERE)
-        fault = releases.cache_miss(run.stack, miss, deploy=run.deploy)
-        with faulty_release(run, fault, "crud") as first:
-            origin = origin_of(run, fault, first.at)
-            assert_no_decision(
-                run,
-                "cache_hit_drop",
-                observe_s=quiet_period(run, "cache_hit_drop"),
-                record_property=record_property,
-            )
-            reading = steady_reading(
-                run,
-                "cache_hit_rate",
-                EVERYWHERE,
-                since=origin,
-                window_s=window(run, "cache_hit_drop", 3),
-            )
-            record_property("baseline_hit_rate", round(base, 4))
-            check_level(record_property, injected=(1 - miss) * base, measured=reading.value)
+    record_property("cache_hit_source", run.source.cache_source())
+    run.capture_baseline()
+    base = baseline_value(run, "cache_hit_pre_hybrid", EVERYWHERE)
+    fault = releases.cache_miss(run.stack, miss, deploy=run.deploy)
+    with faulty_release(run, fault, "crud") as first:
+        origin = origin_of(run, fault, first.at)
+        assert_no_decision(
+            run,
+            "cache_hit_drop",
+            observe_s=quiet_period(run, "cache_hit_drop"),
+            record_property=record_property,
+        )
+        reading = steady_reading(
+            run,
+            "cache_hit_rate",
+            EVERYWHERE,
+            since=origin,
+            window_s=window(run, "cache_hit_drop", 3),
+        )
+        record_property("baseline_hit_rate", round(base, 4))
+        check_level(record_property, injected=(1 - miss) * base, measured=reading.value)
 
 
 def test_ten_support_tickets(drill_run: DrillRun, record_property: RecordProperty) -> None:
@@ -439,7 +437,8 @@ def test_no_finding_no_corruption_or_exposure_decision(
 ) -> None:
     """Integrity and security probes against a healthy hybrid deployment: nothing found."""
     run = drill_run
-    with probes(run) as (integrity, security):
+    with run.probes() as loops:
+        integrity, security = loops["integrity"], loops["security"]
         hybrid(run)
         assert_no_decision(run, "data_corruption", observe_s=8.0, record_property=record_property)
         assert_no_decision(run, "security_exposure", observe_s=0.5, record_property=lambda *a: None)

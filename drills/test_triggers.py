@@ -29,7 +29,6 @@ from rollback_drill.traffic import Category
 
 from ._support import (
     RecordProperty,
-    app_cache_hit_rate,
     baseline_value,
     check_level,
     check_p95_level,
@@ -37,7 +36,6 @@ from ._support import (
     faulty_release,
     hybrid,
     origin_of,
-    probes,
     scale_budget,
     slow_release,
     steady_reading,
@@ -113,7 +111,8 @@ def test_service_unavailable_nginx_stopped(
 def test_data_corruption(drill_run: DrillRun, record_property: RecordProperty) -> None:
     """A release whose data migration rewrites session titles behind the checksums' back."""
     run = drill_run
-    with probes(run) as (integrity, _):
+    with run.probes() as loops:
+        integrity = loops["integrity"]
         run.capture_baseline()
         assert integrity.found == 0, "corruption found before the faulty release"
         fault = releases.corrupting_migration(run.stack, deploy=run.deploy)
@@ -130,7 +129,8 @@ def test_data_corruption(drill_run: DrillRun, record_property: RecordProperty) -
 def test_security_exposure(drill_run: DrillRun, record_property: RecordProperty) -> None:
     """A release deployed with ``DJANGO_DEBUG=1``: technical pages for anonymous clients."""
     run = drill_run
-    with probes(run) as (_, security):
+    with run.probes() as loops:
+        security = loops["security"]
         run.capture_baseline()
         assert security.found == 0, f"security findings before the release: {security.errors}"
         fault = releases.debug_exposed(run.stack, deploy=run.deploy)
@@ -338,28 +338,28 @@ def test_websocket_disconnects(drill_run: DrillRun, record_property: RecordPrope
 def test_cache_hit_drop(drill_run: DrillRun, record_property: RecordProperty) -> None:
     """A release whose cache key scheme misses on 80 % of the model catalogue's lookups."""
     run, miss = drill_run, 0.8
-    with app_cache_hit_rate(run):
-        run.capture_baseline()
-        base = baseline_value(run, "cache_hit_pre_hybrid", Scope.everywhere())
-        fault = releases.cache_miss(run.stack, miss, deploy=run.deploy)
-        with faulty_release(run, fault, "crud") as first:
-            origin = origin_of(run, fault, first.at)
-            detect(
-                run,
-                "cache_hit_drop",
-                origin=origin,
-                budget_s=scale_budget(run, 60),
-                record_property=record_property,
-            )
-            reading = steady_reading(
-                run,
-                "cache_hit_rate",
-                Scope.everywhere(),
-                since=origin,
-                window_s=window(run, "cache_hit_drop"),
-            )
-            record_property("baseline_hit_rate", round(base, 4))
-            check_level(record_property, injected=(1 - miss) * base, measured=reading.value)
+    record_property("cache_hit_source", run.source.cache_source())
+    run.capture_baseline()
+    base = baseline_value(run, "cache_hit_pre_hybrid", Scope.everywhere())
+    fault = releases.cache_miss(run.stack, miss, deploy=run.deploy)
+    with faulty_release(run, fault, "crud") as first:
+        origin = origin_of(run, fault, first.at)
+        detect(
+            run,
+            "cache_hit_drop",
+            origin=origin,
+            budget_s=scale_budget(run, 60),
+            record_property=record_property,
+        )
+        reading = steady_reading(
+            run,
+            "cache_hit_rate",
+            Scope.everywhere(),
+            since=origin,
+            window_s=window(run, "cache_hit_drop"),
+        )
+        record_property("baseline_hit_rate", round(base, 4))
+        check_level(record_property, injected=(1 - miss) * base, measured=reading.value)
 
 
 def test_user_complaints(drill_run: DrillRun, record_property: RecordProperty) -> None:

@@ -19,16 +19,18 @@ import contextlib
 import gc
 import threading
 import time
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, TypeVar
 
 from rollback_drill.backup import BackupSet, take_backups
 from rollback_drill.baseline import Baseline
 from rollback_drill.deploy import deploy_release, guarded_deploy
+from rollback_drill.faults.probes import ProbeLoop, probe_loops
 from rollback_drill.journal import Journal
 from rollback_drill.ledger import Ledger
 from rollback_drill.load import LoadConfig, LoadGenerator, LoadStats
-from rollback_drill.monitor import LiveSource, Monitor
+from rollback_drill.monitor import LiveSource, Monitor, app_metrics_source
 from rollback_drill.pauses import GcPauses
 from rollback_drill.policy import Policy
 from rollback_drill.records import RecordStore
@@ -137,12 +139,14 @@ class DrillRun:
             tickets=self.tickets,
             services=stack.target.services.model_dump(),
         )
+        self.app_metrics = app_metrics_source(self.source, stack.target, stack.base_url)
         self.baseline: Baseline | None = None
         self.baseline_at = 0.0  # when the baseline was captured (its windows end there)
         self.backups: BackupSet | None = None
         self.monitor: Monitor | None = None
         self.load: BackgroundLoad | None = None
         self.gc = GcPauses()
+        self._probe_loops: list[ProbeLoop] = []  # running (``probes``): paused by ``deploy``
         self._stack = contextlib.ExitStack()
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -150,7 +154,9 @@ class DrillRun:
         try:
             self.gc.start()
             self._stack.callback(self._journal_gc)
-            for collector in (self.events, self.stats, self.redis, self.tickets):
+            for collector in (self.events, self.stats, self.redis, self.tickets, self.app_metrics):
+                if collector is None:
+                    continue
                 collector.start()
                 self._stack.callback(collector.stop)
             config = LoadConfig(
@@ -195,6 +201,29 @@ class DrillRun:
             longest_ms=round(self.gc.longest_s * 1000, 1),
             tracked_objects=len(gc.get_objects()),
         )
+
+    @contextlib.contextmanager
+    def probes(self, interval_s: float = 1.0) -> Iterator[dict[str, ProbeLoop]]:
+        """The integrity and security probes (``faults.probes.probe_loops``, as ``watch``
+        makes them), feeding the monitor's findings; by name. Leaving the block raises
+        ``ProbeError`` when a probe raised while it ran."""
+        loops = probe_loops(
+            self.stack.target,
+            self.stack.base_url,
+            integrity=self.source.integrity,
+            security=self.source.security,
+            ledger=self.ledger,
+            dsn=self.stack.postgres_dsn(),
+            secrets=self.stack.workspace.secrets.all(),
+            interval_s=interval_s,
+            journal=self.journal,
+        )
+        with contextlib.ExitStack() as stack:
+            for loop in loops:
+                stack.enter_context(loop)
+            self._probe_loops = loops
+            stack.callback(setattr, self, "_probe_loops", [])
+            yield {loop.name: loop for loop in loops}
 
     def mark(self, label: str, **data: Any) -> float:
         """A timestamped marker for the timeline and the journal; returns its wall time."""
@@ -263,10 +292,13 @@ class DrillRun:
         """Deploy ``release`` for real (guarded by the backups once taken), enable WebSocket
         traffic, then start the monitor."""
         self.mark(f"deploy {release}")
-        if self.backups is not None:
-            commit = guarded_deploy(self.stack, release, wait=wait)
-        else:
-            commit = deploy_release(self.stack, release, wait=wait)
+        with contextlib.ExitStack() as paused:
+            for loop in self._probe_loops:
+                paused.enter_context(loop.paused())
+            if self.backups is not None:
+                commit = guarded_deploy(self.stack, release, wait=wait)
+            else:
+                commit = deploy_release(self.stack, release, wait=wait)
         assert self.load is not None
         self.load.enable(Category.WEBSOCKET)
         self.mark(f"{release} deployed", commit=commit)
@@ -283,7 +315,9 @@ class DrillRun:
                 ("docker_stats", self.stats),
                 ("redis_info", self.redis),
                 ("tickets", self.tickets),
+                ("app_metrics", self.app_metrics),
             )
+            if c is not None
         }
         cpu["monitor"] = self.monitor.cpu_s if self.monitor is not None else 0.0
         return cpu

@@ -68,3 +68,9 @@ class FaultError(DrillError):
 
 class RollbackError(DrillError):
     exit_code = 18
+
+
+class ProbeError(DrillError):
+    """A probe (integrity, security) raised while it ran: its findings are no evidence."""
+
+    exit_code = 23

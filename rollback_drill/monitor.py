@@ -28,11 +28,13 @@ from rollback_drill.journal import Journal
 from rollback_drill.metrics import Metric, Scope, ScopeKind
 from rollback_drill.policy import Policy
 from rollback_drill.records import Outcome, RecordStore
+from rollback_drill.signals.app_metrics import AppMetricsCollector
 from rollback_drill.signals.docker_events import DockerEventsCollector
 from rollback_drill.signals.docker_stats import DockerStatsCollector
 from rollback_drill.signals.redis_info import RedisInfoCollector
 from rollback_drill.signals.series import DEFAULT_CLOCK, Clock
 from rollback_drill.signals.tickets import TicketCollector
+from rollback_drill.target import Target
 from rollback_drill.wait import wait_for
 
 ERROR_OUTCOMES = (Outcome.SERVER_ERROR, Outcome.CONNECT_ERROR, Outcome.TIMEOUT)
@@ -64,6 +66,11 @@ class LiveSource:
     stats: DockerStatsCollector | None = None
     redis: RedisInfoCollector | None = None
     tickets: TicketCollector | None = None
+    # the app's own /metrics (a target's ``signals.metrics``) and the names of its cache
+    # counters (hits, misses): the cache hit rate is read from them when both are there,
+    # else from Redis INFO's keyspace counters
+    app: AppMetricsCollector | None = None
+    cache_counters: tuple[str, str] | None = None
     integrity: Findings = field(default_factory=Findings)
     security: Findings = field(default_factory=Findings)
     clock: Clock = DEFAULT_CLOCK
@@ -115,17 +122,30 @@ class LiveSource:
             lo = min(mono_start, mono_end - MIN_SAMPLED_WINDOW_S)
             return self._memory(self._service(scope), lo, mono_end)
         if m is Metric.CACHE_HIT_RATE:
-            if self.redis is None:
-                return NO_DATA
-            rate = self.redis.hit_rate(mono_start, mono_end)
-            hits = self.redis.series.increase("keyspace_hits", mono_start, mono_end) or 0
-            misses = self.redis.series.increase("keyspace_misses", mono_start, mono_end) or 0
-            return NO_DATA if rate is None else Reading(rate, int(hits + misses))
+            return self._cache_hit_rate(mono_start, mono_end)
         if m is Metric.SUPPORT_TICKETS:
             if self.tickets is None:
                 return NO_DATA
             return Reading(float(self.tickets.count(mono_start, mono_end)), 1)
         return NO_DATA
+
+    def _cache_hit_rate(self, start: float, end: float) -> Reading:
+        if self.app is not None and self.cache_counters is not None:
+            series, (hit, miss) = self.app.series, self.cache_counters
+        elif self.redis is not None:
+            series, (hit, miss) = self.redis.series, ("keyspace_hits", "keyspace_misses")
+        else:
+            return NO_DATA
+        hits, misses = series.increase(hit, start, end), series.increase(miss, start, end)
+        if hits is None or misses is None or hits + misses == 0:
+            return NO_DATA
+        return Reading(hits / (hits + misses), int(hits + misses))
+
+    def cache_source(self) -> str | None:
+        """Where the cache hit rate comes from (reports), None when nothing reads it."""
+        if self.app is not None and self.cache_counters is not None:
+            return "app metrics: " + " / ".join(self.cache_counters)
+        return "Redis INFO keyspace_hits / keyspace_misses" if self.redis is not None else None
 
     def _memory(self, service: str | None, start: float, end: float) -> Reading:
         if self.stats is None or service is None:
@@ -139,6 +159,21 @@ class LiveSource:
                 worst = mean if worst is None else max(worst, mean)
                 samples += len(values)
         return NO_DATA if worst is None else Reading(worst, samples)
+
+
+def app_metrics_source(
+    source: LiveSource, target: Target, base_url: str
+) -> AppMetricsCollector | None:
+    """The collector of the target's ``signals.metrics`` (not started), wired into ``source``;
+    None when the target declares no metrics endpoint. Drills and ``watch`` both build it here.
+    """
+    metrics = target.signals.metrics
+    if metrics is None:
+        return None
+    url = base_url.rstrip("/") + metrics.path
+    source.app = AppMetricsCollector([url], interval=metrics.interval_s, clock=source.clock)
+    source.cache_counters = metrics.cache_counters
+    return source.app
 
 
 _RECORD_METRICS: dict[Metric, Callable[..., float | None]] = {

@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from rollback_drill.errors import TargetError
 from rollback_drill.profile import ReadBack, TrafficProfile
@@ -121,6 +128,32 @@ class Releases(_Strict):
     marker_file: str | None = None  # a file the run writes the release's name into
 
 
+class Metrics(_Strict):
+    """The app's Prometheus endpoint, scraped through nginx (optional): the signals only the
+    app can tell. A trigger whose counters are not named here reads its black-box source."""
+
+    path: str  # on the stack's nginx, e.g. /metrics
+    interval_s: float = Field(default=1.0, gt=0)
+    cache_hits: str | None = None  # counter names
+    cache_misses: str | None = None
+
+    @model_validator(mode="after")
+    def _pairs(self) -> Metrics:
+        if (self.cache_hits is None) != (self.cache_misses is None):
+            raise ValueError("cache_hits and cache_misses go together")
+        return self
+
+    @property
+    def cache_counters(self) -> tuple[str, str] | None:
+        if self.cache_hits is None or self.cache_misses is None:
+            return None
+        return self.cache_hits, self.cache_misses
+
+
+class Signals(_Strict):
+    metrics: Metrics | None = None
+
+
 class Target(_Strict):
     schema_: Literal[2] = Field(alias="schema")
     name: str
@@ -139,6 +172,7 @@ class Target(_Strict):
     migration_rollback: dict[str, str]
     releases: Releases
     traffic: TrafficProfile
+    signals: Signals = Signals()
 
     @property
     def read_back(self) -> list[ReadBack]:

@@ -7,8 +7,10 @@ import time
 import httpx
 import pytest
 
-from rollback_drill.errors import TargetError
+from rollback_drill.errors import ProbeError, TargetError
 from rollback_drill.faults.probes import ProbeLoop, SecurityProbe
+from rollback_drill.journal import Journal
+from rollback_drill.wait import wait_for
 from rollback_drill.monitor import Findings
 
 SECRET = "s3cr3t-value"
@@ -72,6 +74,46 @@ def test_the_loop_adds_each_run_and_keeps_errors_as_no_evidence() -> None:
     assert loop.runs == 3 and loop.found == 3 and loop.errors == ["RuntimeError: db down"]
     reading = findings.reading(time.time() - 60, time.time() + 1)
     assert (reading.value, reading.samples) == (3.0, 3)
+
+
+def test_a_probe_that_raised_fails_the_block_naming_its_error() -> None:
+    journal = Journal()
+
+    def probe() -> int:
+        raise ConnectionError("nginx refused")
+
+    with pytest.raises(
+        ProbeError, match=r"integrity probe raised in \d+ of \d+ runs.*nginx refused"
+    ):
+        with ProbeLoop("integrity", probe, Findings(), interval_s=0.01, journal=journal) as loop:
+            wait_for(lambda: loop.errors, bool, timeout_s=5, what="a probe error")
+    assert any(e.kind == "probe_error" for e in journal.events)
+
+
+def test_the_error_that_ended_the_block_is_not_hidden_by_the_probes() -> None:
+    def probe() -> int:
+        raise ConnectionError("db down")
+
+    with pytest.raises(KeyError):
+        with ProbeLoop("integrity", probe, Findings(), interval_s=0.01) as loop:
+            wait_for(lambda: loop.errors, bool, timeout_s=5, what="a probe error")
+            raise KeyError("the drill's own failure")
+
+
+def test_a_lenient_loop_only_keeps_its_errors() -> None:
+    with ProbeLoop("security", lambda: 1 // 0, Findings(), interval_s=0.01, strict=False) as loop:
+        wait_for(lambda: loop.errors, bool, timeout_s=5, what="a probe error")
+    assert loop.errors[0].startswith("ZeroDivisionError")
+
+
+def test_no_run_while_paused() -> None:
+    with ProbeLoop("security", lambda: 0, Findings(), interval_s=0.01) as loop:
+        wait_for(lambda: loop.runs, bool, timeout_s=5, what="a first run")
+        with loop.paused():
+            runs = loop.runs
+            time.sleep(0.1)  # the period in which no run may happen is what is tested
+            assert loop.runs == runs
+        wait_for(lambda: loop.runs, lambda n: n > runs, timeout_s=5, what="runs again")
 
 
 def test_the_loop_runs_on_a_thread_until_stopped() -> None:

@@ -41,3 +41,37 @@ def test_a_rate_is_not_read_over_less_than_half_its_window() -> None:
     assert not source.read(Metric.ERROR_RATE, CRUD, 6.0, T0 + 7.9).has_value
     assert not source.read(Metric.P95_LATENCY, CRUD, 6.0, T0 + 7.9).has_value
     assert source.read(Metric.ERROR_RATE, CRUD, 6.0, T0 + 8.0).has_value
+
+
+def test_the_cache_hit_rate_is_the_apps_own_where_the_target_names_its_counters() -> None:
+    """The reference target names its app's cache counters: the monitor reads them (drills
+    and ``watch`` alike), not Redis INFO's keyspace counters."""
+    import time
+
+    import httpx
+    from paths import REFERENCE_TARGET
+
+    from rollback_drill.monitor import app_metrics_source
+    from rollback_drill.signals.app_metrics import AppMetricsCollector
+    from rollback_drill.target import load_target
+
+    target = load_target(REFERENCE_TARGET)
+    source = LiveSource(RecordStore())
+    assert source.read(Metric.CACHE_HIT_RATE, Scope.everywhere(), 10, time.time()).value is None
+    app = app_metrics_source(source, target, "http://127.0.0.1:8080")
+    assert app is not None and app.targets == ["http://127.0.0.1:8080/metrics"]
+    assert source.cache_counters == ("app_cache_hits_total", "app_cache_misses_total")
+    pages = iter([(10, 2), (18, 10)])
+
+    def metrics(request: httpx.Request) -> httpx.Response:
+        hits, misses = next(pages)
+        text = f"app_cache_hits_total {hits}\napp_cache_misses_total {misses}\n"
+        return httpx.Response(200, text=text)
+
+    source.app = AppMetricsCollector(
+        app.targets, clock=source.clock, transport=httpx.MockTransport(metrics)
+    )
+    assert source.app.scrape(app.targets[0]) and source.app.scrape(app.targets[0])
+    reading = source.read(Metric.CACHE_HIT_RATE, Scope.everywhere(), 10, time.time() + 0.01)
+    assert (reading.value, reading.samples) == (0.5, 16)
+    assert source.cache_source() == "app metrics: app_cache_hits_total / app_cache_misses_total"

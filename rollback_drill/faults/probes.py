@@ -14,14 +14,16 @@ each run's number of findings to a :class:`~rollback_drill.monitor.Findings` (th
 
 from __future__ import annotations
 
+import contextlib
 import secrets as _secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import httpx
 
+from rollback_drill.errors import ProbeError
 from rollback_drill.journal import Journal
 from rollback_drill.ledger import Ledger
 from rollback_drill.load import require_loopback
@@ -29,7 +31,8 @@ from rollback_drill.monitor import Findings
 from rollback_drill.profile import ReadBack, fill, template_values
 from rollback_drill.target import Target
 
-__all__ = ["ProbeLoop", "SecurityProbe", "integrity_probe"]
+__all__ = ["ProbeError", "ProbeLoop", "SecurityProbe", "integrity_probe", "probe_loops"]
+
 
 Probe = Callable[[], int]
 
@@ -115,7 +118,10 @@ class ProbeLoop:
     """Runs ``probe`` every ``interval_s`` until stopped; findings go to ``findings``.
 
     A probe that raises (the database down, nginx refusing) records nothing for that run --
-    it is not evidence either way -- and the error is kept in ``errors``.
+    it is not evidence either way: the error is kept in ``errors`` and journaled, and leaving
+    the loop (``stop`` / the ``with`` block) raises :class:`ProbeError` naming it, so that "0
+    findings" never stands for "never ran". ``strict=False`` (``watch``'s live view, which
+    shows the errors instead) only keeps them.
     """
 
     def __init__(
@@ -126,21 +132,38 @@ class ProbeLoop:
         *,
         interval_s: float = 1.0,
         journal: Journal | None = None,
+        strict: bool = True,
     ) -> None:
         self.name, self.probe, self.findings = name, probe, findings
         self.interval_s = interval_s
         self.journal = journal
+        self.strict = strict
+        self._gate = threading.Lock()  # held by a run, and by ``paused``
         self.runs = 0
         self.errors: list[str] = []
         self.found = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """No run while the block lasts (a deployment restarting what the probe reads: the
+        monitor does not judge those minutes either); a run under way is waited for."""
+        with self._gate:
+            yield
+
     def run_once(self) -> int | None:
+        with self._gate:
+            return self._run_once()
+
+    def _run_once(self) -> int | None:
         try:
             n = self.probe()
         except Exception as exc:
-            self.errors.append(f"{type(exc).__name__}: {exc}"[:300])
+            error = f"{type(exc).__name__}: {exc}"[:300]
+            self.errors.append(error)
+            if self.journal is not None:
+                self.journal.event("probe_error", self.name, error=error)
             return None
         self.runs += 1
         self.findings.add(n)
@@ -165,9 +188,51 @@ class ProbeLoop:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=15)
+        if self.strict and self.errors:
+            raise ProbeError(
+                f"the {self.name} probe raised in {len(self.errors)} of "
+                f"{len(self.errors) + self.runs} runs (last: {self.errors[-1]})"
+            )
 
     def __enter__(self) -> ProbeLoop:
         return self.start()
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        try:
+            self.stop()
+        except ProbeError:
+            if exc_type is None:  # never hide the exception that ended the block
+                raise
+
+
+def probe_loops(
+    target: Target,
+    base_url: str,
+    *,
+    integrity: Findings,
+    security: Findings,
+    ledger: Ledger,
+    dsn: str | None,
+    secrets: Iterable[str],
+    interval_s: float = 1.0,
+    journal: Journal | None = None,
+    strict: bool = True,
+) -> list[ProbeLoop]:
+    """The integrity probe (when the database can be read: ``dsn`` and the target's read-back
+    queries) and the security probe, feeding the monitor's findings; not started (enter each
+    one: ``with``). Drills and ``watch`` make them here."""
+    loops = []
+    if dsn is not None and target.read_back:
+        probe = integrity_probe(dsn, ledger, target.read_back)
+        loops.append(
+            ProbeLoop(
+                "integrity", probe, integrity, interval_s=interval_s, journal=journal, strict=strict
+            )
+        )
+    probe = SecurityProbe.for_target(target, base_url, secrets)
+    loops.append(
+        ProbeLoop(
+            "security", probe, security, interval_s=interval_s, journal=journal, strict=strict
+        )
+    )
+    return loops
