@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from rollback_drill import release_refs
 from rollback_drill.errors import TargetError
 from rollback_drill.profile import ReadBack, TrafficProfile
 
@@ -120,12 +121,28 @@ class Users(_Strict):
 
 
 class Releases(_Strict):
+    """The releases the drills deploy, in one of two ways.
+
+    As git refs (``overlays`` has no entry for ``next``): ``previous`` and ``next`` are refs
+    (tag, branch, commit) of ``repository`` (default: the repository holding ``project_dir``;
+    :func:`load_target` resolves it to the top of its work tree), each one's tree of
+    ``project_dir`` a release. As directories: ``previous`` is ``project_dir`` as it is on disk
+    and ``next`` is ``overlays[next]`` copied on top. Either way ``overlays`` may hold more
+    releases (the faulty ones) copied on top of ``next``.
+    """
+
+    repository: Path | None = None
     previous: str
     next: str
     stable_tag: str
-    overlays: dict[str, str]
+    overlays: dict[str, str] = {}
     exclude: list[str] = []
     marker_file: str | None = None  # a file the run writes the release's name into
+
+    @property
+    def from_git(self) -> bool:
+        """Whether ``previous`` and ``next`` are git refs (not a directory and its overlay)."""
+        return self.next not in self.overlays
 
 
 class Metrics(_Strict):
@@ -188,6 +205,15 @@ class Target(_Strict):
         """A role's service name; a service name is returned as it is."""
         return str(getattr(self.services, role_or_service, role_or_service))
 
+    @property
+    def release_subdir(self) -> str:
+        """``project_dir`` relative to the releases' repository ("" at its top), in git's
+        spelling; only for releases given as git refs."""
+        if self.releases.repository is None:
+            raise TargetError(f"target {self.name}: its releases are not git refs")
+        path = self.project_dir.relative_to(self.releases.repository).as_posix()
+        return "" if path == "." else path
+
     def overlay_dir(self, release: str) -> Path:
         if release not in self.releases.overlays:
             raise TargetError(f"target {self.name}: no overlay for release '{release}'")
@@ -247,9 +273,65 @@ def load_target(path: Path) -> Target:
     if target.users.create is not None and not target.users.create.service:
         raise TargetError(f"{path}: field 'users.create.service': empty")
     project_dir = (path.parent / target.project_dir).resolve()
+    rel = target.releases
+    if rel.next == rel.previous:
+        raise TargetError(f"{path}: field 'releases.next': the same as releases.previous")
+    if rel.stable_tag in (rel.previous, rel.next):
+        raise TargetError(f"{path}: field 'releases.stable_tag': a name of its own is needed")
+    if rel.from_git:
+        return _git_releases(path, target, project_dir)
+    if rel.repository is not None:
+        raise TargetError(
+            f"{path}: field 'releases.repository': releases come from git refs or from "
+            f"overlays, not both (overlays.{rel.next} makes '{rel.next}' a directory)"
+        )
     if not project_dir.is_dir():
         raise TargetError(f"{path}: field 'project_dir': {project_dir} is not a directory")
     for name in target.compose_files:
         if not (project_dir / name).is_file():
             raise TargetError(f"{path}: compose file {project_dir / name} not found")
     return target.model_copy(update={"project_dir": project_dir})
+
+
+def _git_releases(path: Path, target: Target, project_dir: Path) -> Target:
+    """A target whose releases are git refs: its repository found, ``project_dir`` inside it,
+    both refs resolved and holding the compose files (read, never checked out)."""
+    rel = target.releases
+    try:
+        release_refs.git_binary()
+    except TargetError as exc:
+        raise TargetError(f"{path}: field 'releases': {exc}") from None
+    field = "releases.repository" if rel.repository is not None else "project_dir"
+    try:
+        where = (path.parent / rel.repository) if rel.repository is not None else project_dir
+        repository = release_refs.find_repository(where.resolve())
+    except TargetError as exc:
+        raise TargetError(
+            f"{path}: field '{field}': {exc}; without overlays.{rel.next} the releases are git "
+            "refs of releases.repository (default: the repository holding project_dir)"
+        ) from None
+    if not project_dir.is_relative_to(repository):
+        raise TargetError(
+            f"{path}: field 'project_dir': {project_dir} is not inside the releases' "
+            f"repository {repository}"
+        )
+    for key in ("previous", "next", "stable_tag"):
+        name = getattr(rel, key)
+        if not release_refs.valid_tag_name(name):
+            raise TargetError(
+                f"{path}: field 'releases.{key}': '{name}' cannot name a tag in the run's "
+                "workspace; give a tag, a branch or a commit id"
+            )
+    subdir = project_dir.relative_to(repository).as_posix()
+    for key in ("previous", "next"):
+        try:
+            release_refs.read_releases(
+                repository,
+                "" if subdir == "." else subdir,
+                [getattr(rel, key)],
+                list(target.compose_files),
+            )
+        except TargetError as exc:
+            raise TargetError(f"{path}: field 'releases.{key}': {exc}") from None
+    releases = rel.model_copy(update={"repository": repository})
+    return target.model_copy(update={"project_dir": project_dir, "releases": releases})

@@ -1,8 +1,12 @@
 """A run's deployable tree: the target's project directory as a git repository of releases.
 
 The plan's full rollback checks out "the previous commit" and rebuilds. So each run gets a
-private copy of the project directory in which every release is a real commit: the previous
-one (tagged also as the stable tag) and the next (its overlay applied on top). The env file
+private git repository in which every release is a real commit, tagged with its name: the
+previous one (tagged also as the stable tag) and the next. Releases given as git refs are
+each ref's tree of the project directory, copied from the team's repository without touching
+its working tree, index or refs (:mod:`rollback_drill.release_refs`); releases given as
+directories are the project directory as it is on disk and the next one's overlay applied on
+top. The env file
 (the target's ``env_file``, ``.env`` by default) holds the env the target declares -- its
 fixed values, the secrets generated for this run, the variables taken from the drill's own
 environment -- and the run's labels; it is not committed, exactly as a real deployment keeps
@@ -29,6 +33,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from rollback_drill import release_refs
 from rollback_drill.errors import StackError, TargetError
 from rollback_drill.override import OverrideParams
 from rollback_drill.target import Target, interpolate
@@ -102,7 +107,8 @@ class Workspace:
 
 
 def _git(cwd: Path, *args: str) -> str:
-    cmd = ["git", "-c", "user.name=rollback-drill", "-c", "user.email=drill@localhost", *args]
+    identity = ["-c", "user.name=rollback-drill", "-c", "user.email=drill@localhost"]
+    cmd = [release_refs.git_binary(), *identity, "-c", "commit.gpgsign=false", *args]
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise StackError(f"git {' '.join(args)} failed: {proc.stderr.strip().splitlines()[-1:]}")
@@ -168,6 +174,62 @@ def _install_override_hook(root: Path) -> None:
     hook.chmod(0o755)
 
 
+def _releases_from_overlays(target: Target, root: Path) -> None:
+    """``previous``: the project directory as it is on disk (minus ``exclude``); ``next``: its
+    overlay copied on top."""
+    rel = target.releases
+    _copy_tree(target.project_dir, root, set(rel.exclude))
+    (root / ".gitignore").write_text(f"{target.env_file}\n*.backup\n__pycache__/\n{STATE_DIR}/\n")
+    _git(root, "init", "-q", "-b", "main")
+    mark_release(root, rel.marker_file, rel.previous)
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", f"release {rel.previous}")
+    _git(root, "tag", rel.previous)
+    _copy_tree(target.overlay_dir(rel.next), root, set())
+    mark_release(root, rel.marker_file, rel.next)
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", f"release {rel.next}")
+    _git(root, "tag", rel.next)
+
+
+def _releases_from_git(target: Target, root: Path) -> None:
+    """``previous`` and ``next``: each ref's tree of ``project_dir`` in the target's repository,
+    as it is committed (:mod:`rollback_drill.release_refs`), minus ``exclude`` and the env file
+    (the run writes its own), plus the marker file if the target has one."""
+    rel = target.releases
+    assert rel.repository is not None  # load_target resolves it for releases from git
+    subdir = target.release_subdir
+    releases = [
+        release_refs.read_releases(rel.repository, subdir, [ref], list(target.compose_files))[0]
+        for ref in (rel.previous, rel.next)
+    ]
+    _git(root, "init", "-q", "-b", "main")
+    exclude = root / ".git" / "info" / "exclude"
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    exclude.write_text(f"/{target.env_file}\n*.backup\n__pycache__/\n/{STATE_DIR}/\n")
+    release_refs.copy_trees(rel.repository, [r.tree for r in releases], root)
+    dropped = [*rel.exclude, target.env_file]
+    for release in releases:
+        _git(root, "read-tree", "-u", "--reset", release.tree)
+        _git(
+            root,
+            "rm",
+            "-r",
+            "-q",
+            "-f",
+            "--ignore-unmatch",
+            "--",
+            *(f":(literal){n}" for n in dropped),
+        )
+        if rel.marker_file:
+            mark_release(root, rel.marker_file, release.name)
+            _git(root, "add", "-f", "--", f":(literal){rel.marker_file}")
+        where = f"{rel.repository}" + (f", directory {subdir}" if subdir else "")
+        message = f"release {release.name}\n\n{release.name} = {release.commit} of {where}"
+        _git(root, "commit", "-q", "--allow-empty", "-m", message)
+        _git(root, "update-ref", f"refs/tags/{release.name}", "HEAD")
+
+
 def create_workspace(
     target: Target, *, run_id: str | None = None, base: Path | None = None
 ) -> Workspace:
@@ -176,24 +238,13 @@ def create_workspace(
     project = f"rbd-{run_id}"
     env, hidden = run_env(target)
     root = Path(tempfile.mkdtemp(prefix=f"{project}-", dir=base))
-    exclude = set(target.releases.exclude)
     rel = target.releases
     try:
-        _copy_tree(target.project_dir, root, exclude)
-        (root / ".gitignore").write_text(
-            f"{target.env_file}\n*.backup\n__pycache__/\n{STATE_DIR}/\n"
-        )
-        _git(root, "init", "-q", "-b", "main")
-        mark_release(root, rel.marker_file, rel.previous)
-        _git(root, "add", "-A")
-        _git(root, "commit", "-q", "-m", f"release {rel.previous}")
-        _git(root, "tag", rel.previous)
-        _git(root, "tag", rel.stable_tag)
-        _copy_tree(target.overlay_dir(rel.next), root, set())
-        mark_release(root, rel.marker_file, rel.next)
-        _git(root, "add", "-A")
-        _git(root, "commit", "-q", "-m", f"release {rel.next}")
-        _git(root, "tag", rel.next)
+        if rel.from_git:
+            _releases_from_git(target, root)
+        else:
+            _releases_from_overlays(target, root)
+        _git(root, "update-ref", f"refs/tags/{rel.stable_tag}", f"{rel.previous}^{{commit}}")
         commits = {r: _git(root, "rev-parse", f"{r}^{{commit}}") for r in (rel.previous, rel.next)}
         labels = {LABEL: "1", RUN_LABEL: run_id, PID_LABEL: str(os.getpid())}
         ports = {name: free_port() for name in PINNED_PORTS}

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 from paths import REFERENCE_TARGET
+from team_repo import git, make_team_repo, write_target
 
 from rollback_drill.errors import TargetError
 from rollback_drill.target import load_target
@@ -83,3 +84,85 @@ def test_the_example_stack_target_loads() -> None:
     assert target.services.wsgi == "web" and target.service("asgi") == "live"
     assert target.ports.asgi_port == 8001 and target.users.create is not None
     assert target.images["nginx:1.22"] == "rollback-drill/nginx:bookworm"
+
+
+# Releases as git refs (tests/team_repo.py builds the team's repository).
+
+
+@pytest.fixture
+def team(tmp_path: Path) -> Path:
+    return make_team_repo(tmp_path)
+
+
+def test_releases_as_git_refs_of_the_repository_holding_project_dir(team: Path) -> None:
+    target = load_target(write_target(team))
+    assert target.releases.from_git and target.releases.repository == team.resolve()
+    assert target.project_dir == (team / "stack").resolve() and target.release_subdir == "stack"
+
+
+def test_an_explicit_repository_is_relative_to_the_target_file(team: Path) -> None:
+    target = load_target(write_target(team, repository=".."))
+    assert target.releases.repository == team.resolve()
+
+
+def test_a_missing_ref_names_the_ref_and_the_repository(team: Path) -> None:
+    with pytest.raises(
+        TargetError,
+        match=rf"target.yaml: field 'releases.next': ref 'v9' not found in repository {team}",
+    ):
+        load_target(write_target(team, next="v9"))
+
+
+def test_a_compose_file_missing_from_a_ref_is_named(team: Path) -> None:
+    git(team, "rm", "-q", "stack/compose.yaml")
+    git(team, "commit", "-q", "-m", "v3 without compose")
+    git(team, "tag", "v3")
+    with pytest.raises(
+        TargetError,
+        match=r"field 'releases.next': compose file stack/compose.yaml not found in ref 'v3'",
+    ):
+        load_target(write_target(team, next="v3"))
+
+
+def test_project_dir_outside_any_repository(tmp_path: Path, team: Path) -> None:
+    path = write_target(team)
+    text = path.read_text().replace("project_dir: ../stack", f"project_dir: {tmp_path}")
+    path.write_text(text)
+    with pytest.raises(TargetError, match=r"field 'project_dir': .* in no git repository"):
+        load_target(path)
+
+
+def test_project_dir_outside_the_given_repository(tmp_path: Path, team: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    git(other, "init", "-q")
+    with pytest.raises(TargetError, match=r"field 'project_dir': .* not inside the releases'"):
+        load_target(write_target(team, repository=str(other)))
+
+
+def test_a_ref_that_cannot_name_a_tag(team: Path) -> None:
+    with pytest.raises(TargetError, match=r"field 'releases.previous': 'v2~1' cannot name a tag"):
+        load_target(write_target(team, previous="v2~1"))
+
+
+def test_repository_and_an_overlay_for_next_are_two_answers(team: Path) -> None:
+    with pytest.raises(TargetError, match=r"field 'releases.repository': .* not both"):
+        load_target(write_target(team, repository="..", overlays={"v2": "releases/v2"}))
+
+
+def test_the_same_release_twice(team: Path) -> None:
+    with pytest.raises(TargetError, match=r"field 'releases.next': the same as releases.previous"):
+        load_target(write_target(team, next="v1"))
+    with pytest.raises(TargetError, match=r"field 'releases.stable_tag'"):
+        load_target(write_target(team, stable_tag="v1"))
+
+
+def test_without_git_the_error_says_so(
+    team: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_target(team)
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    with pytest.raises(TargetError, match=r"git not found on PATH"):
+        load_target(path)

@@ -2,8 +2,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from paths import REFERENCE_TARGET
+from team_repo import NOTES, git, make_team_repo, snapshot, write_target
 
+from rollback_drill.errors import TargetError
 from rollback_drill.target import load_target
 from rollback_drill.workspace import create_workspace
 
@@ -48,3 +51,102 @@ def test_each_workspace_gets_fresh_secrets(tmp_path: Path) -> None:
     finally:
         a.remove()
         b.remove()
+
+
+# Releases as git refs of the team's own repository (tests/team_repo.py builds it).
+
+
+@pytest.fixture
+def team(tmp_path: Path) -> Path:
+    return make_team_repo(tmp_path)
+
+
+def _files(team: Path, ref: str) -> set[str]:
+    return set(git(team, "ls-tree", "-r", "--name-only", f"{ref}:stack").split())
+
+
+def test_git_refs_become_the_workspaces_release_commits(team: Path, tmp_path: Path) -> None:
+    target = load_target(write_target(team, exclude=["README.md"]))
+    ws = create_workspace(target, run_id="refs0001", base=tmp_path)
+    try:
+        assert set(ws.commits) == {"v1", "v2"}
+        assert ws.head() == ws.commits["v1"]
+        assert ws.git("rev-parse", "last-stable-release^{commit}") == ws.commits["v1"]
+        assert ws.git("rev-parse", "HEAD~0") == ws.git("rev-parse", "v2~1")
+        for ref in ("v1", "v2"):
+            ws.checkout(ref)
+            assert set(ws.git("ls-files").split()) == _files(team, ref) - {"README.md"}
+            compose = git(team, "show", f"{ref}:stack/compose.yaml")
+            assert (ws.root / "compose.yaml").read_text() == compose
+        assert (ws.root / "compose.yaml").read_text() == (
+            NOTES / "releases/v2/compose.yaml"
+        ).read_text()
+        assert not (ws.root / ".env.example").exists()  # v2 deleted it: a ref can, an overlay not
+        ws.checkout("v1")
+        assert (ws.root / ".env.example").is_file()
+        assert not (ws.root / "README.md").exists()  # excluded (the stack's own README)
+        v1 = git(team, "rev-parse", "v1^{commit}").strip()
+        assert f"v1 = {v1} of {team.resolve()}, directory stack" in ws.git("log", "-1")
+        env = ws.env_file.read_text()
+        assert "RBD_RUN_ID=refs0001" in env and f"POSTGRES_PASSWORD={ws.database.password}" in env
+        assert ".env" not in ws.git("ls-files").split()
+        assert not ws.git("status", "--porcelain").strip()
+        assert (ws.root / ".rollback").is_dir()  # the override followed the checkout
+    finally:
+        ws.remove()
+
+
+def test_without_exclude_or_marker_a_release_is_the_refs_tree_itself(
+    team: Path, tmp_path: Path
+) -> None:
+    ws = create_workspace(load_target(write_target(team)), base=tmp_path)
+    try:
+        for ref in ("v1", "v2"):
+            assert (
+                ws.git("rev-parse", f"{ref}^{{tree}}")
+                == git(team, "rev-parse", f"{ref}:stack").strip()
+            )
+    finally:
+        ws.remove()
+
+
+def test_the_marker_file_is_written_into_each_ref_release(team: Path, tmp_path: Path) -> None:
+    ws = create_workspace(load_target(write_target(team, marker_file="RELEASE")), base=tmp_path)
+    try:
+        assert (ws.root / "RELEASE").read_text() == "v1\n"
+        ws.checkout("v2")
+        assert (ws.root / "RELEASE").read_text() == "v2\n"
+    finally:
+        ws.remove()
+
+
+def test_the_team_repository_is_read_never_touched(team: Path, tmp_path: Path) -> None:
+    """Dirty tree, staged change, another branch checked out: the workspace has what the refs
+    hold, and nothing of the team's repository (files, index, refs, HEAD) changes."""
+    path = write_target(team)
+    git(team, "checkout", "-q", "-b", "feature", "v1")
+    (team / "stack" / "compose.yaml").write_text("not: a release\n")  # dirty
+    (team / "stack" / "scratch.txt").write_text("untracked\n")
+    (team / "README.md").write_text("staged\n")
+    git(team, "add", "README.md")
+    target = load_target(path)
+    before = snapshot(team)
+    ws = create_workspace(target, base=tmp_path)
+    try:
+        assert snapshot(team) == before
+        assert (ws.root / "compose.yaml").read_text() == git(team, "show", "v1:stack/compose.yaml")
+        assert not (ws.root / "scratch.txt").exists()
+        ws.checkout("v2")  # the workspace's own hooks and refs, not the team's
+        ws.git("tag", "drill-only")
+    finally:
+        ws.remove()
+    assert snapshot(team) == before
+    assert "drill-only" not in git(team, "tag")
+
+
+def test_a_ref_gone_since_loading_names_ref_and_repository(team: Path, tmp_path: Path) -> None:
+    target = load_target(write_target(team))
+    git(team, "tag", "-d", "v2")
+    with pytest.raises(TargetError, match=rf"ref 'v2' not found in repository {team.resolve()}"):
+        create_workspace(target, base=tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["team"]  # no half-made workspace left
