@@ -5,7 +5,7 @@ PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
 ARGS ?=
 
-.PHONY: bootstrap lint unit drills test nightly engine-nightly full cleanup lock
+.PHONY: bootstrap lint unit drills test nightly engine-nightly full cleanup lock lock-host lock-image
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -42,6 +42,17 @@ test: lint
 cleanup: bootstrap
 	$(PY) -m rollback_drill.cli cleanup
 
-lock:
+# Refresh both locks (after editing requirements.txt, pyproject.toml's dependencies or
+# compose/app/requirements.in); bootstrap reinstalls .venv when requirements.lock changes.
+lock: lock-host lock-image
+
+# The host environment: pyproject.toml's dependencies and every extra, at requirements.txt's
+# pins, with every transitive package and its hashes, for any platform on Python >= 3.11.
+lock-host:
+	.venv/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+		--all-extras pyproject.toml -c requirements.txt -o requirements.lock
+
+# The app image: its own interpreter (Debian's Python 3.11.2) and platform.
+lock-image:
 	.venv/bin/uv pip compile --quiet --python-version 3.11.2 --python-platform x86_64-manylinux_2_28 \
 		compose/app/requirements.in -o compose/app/requirements.lock

