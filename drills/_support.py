@@ -37,6 +37,7 @@ from rollback_drill.rollback import (
     run_rollback,
 )
 from rollback_drill.rollback.budgets import sequence_budget_s
+from rollback_drill.rollback.choose import choose_phases, deployment_state
 from rollback_drill.target import Target
 
 RecordProperty = Callable[[str, object], None]
@@ -467,20 +468,26 @@ def observability_gap(target: Target, policy: Policy, trigger: str, role: str) -
     return None
 
 
-CONFIG_ONLY = frozenset({"config"})
-"""What a deployment changed when the fault is not in its code: routing config and containers."""
-
-
-def prescribed_phases(changed: frozenset[str]) -> tuple[int, ...]:
-    """The plan's rollback phases for what the deployment changed (its "Use if" lines):
-    bad data -> Phase 5 (the backup); code -> Phase 3 ("code + config"), with Phase 4 after it
-    when migrations were applied and must go; otherwise only containers and config -> Phase 2.
-    Phase 1 ("stop deployment") always comes first."""
-    if "data" in changed:
-        return (5,)
-    if "code" in changed:
-        return (1, 3, 4) if "migrations" in changed else (1, 3)
-    return (1, 2)
+def chosen_phases(
+    run: DrillRun,
+    decision: Decision,
+    prescribed: tuple[int, ...],
+    record_property: RecordProperty,
+) -> tuple[int, ...]:
+    """The phases the product chooses for ``decision`` from what the deployment changed
+    (``rollback.choose``); the drill fails unless they are the ones the plan prescribes for its
+    defect (``prescribed``, written in the drill)."""
+    state = deployment_state(run.stack, run.stack.target.releases.previous)
+    chosen = choose_phases(decision, state, run.stack.target)
+    record_property("deployment_changed", state.describe())
+    record_property("phases_chosen", "->".join(map(str, chosen.phases)))
+    record_property("phases_reasons", "; ".join(chosen.reasons))
+    run.journal.event("rollback", "phases chosen", phases=list(chosen.phases), why=chosen.reasons)
+    assert chosen.phases == prescribed, (
+        f"the executor's chooser picked {chosen.describe()}; the plan prescribes "
+        f"{'->'.join(map(str, prescribed))} for this defect"
+    )
+    return chosen.phases
 
 
 def execute_rollback(

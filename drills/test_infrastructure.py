@@ -4,9 +4,11 @@ Each row is a whole drill: the target's previous release under load, its baselin
 the guarded deployment of its next release, then an injector of ``rollback_drill.faults``
 pushes the stack past one trigger of the plan (the aimed level taken from the policy) -- or,
 for a twin row, just short of it. The shipped monitor decides (its sources untouched); a row
-that must roll back is then rolled back by the phases the plan prescribes for what the
-deployment changed (containers and config only: the fault is not in the release's code, so
-Phase 1 -> Phase 2), and verified by the validation checklist, the no-data-loss check and the
+that must roll back is then rolled back by the phases the executor's chooser picks from the
+decision and what the deployment changed (``rollback.choose``) -- checked against the plan's
+prescription written in the row: right after a deployment that changed code, the operator
+assumes the release, so an ASGI-side trigger is routed around (1 -> 2) and any other reverts
+the code (1 -> 3) -- and verified by the validation checklist, the no-data-loss check and the
 clock. A twin must make no rollback decision of its trigger over the time its row above the
 threshold is given to decide.
 
@@ -57,16 +59,15 @@ from rollback_drill.report import DrillSummary
 from rollback_drill.target import Target
 
 from ._support import (
-    CONFIG_ONLY,
     ROLLBACK,
     RecordProperty,
     assert_no_decision,
+    chosen_phases,
     detect,
     execute_rollback,
     not_observable,
     observability_gap,
     origin_of,
-    prescribed_phases,
     sleep_until,
     verify_after_rollback,
 )
@@ -183,6 +184,9 @@ class Row:
     rolls_back: bool  # False: a twin just below the threshold
     budget: Callable[[Policy], float]  # seconds from the fault to the decision
     verify_s: float = 60.0  # how long the fault's own effect may take to show
+    # the phases the plan prescribes after a deployment that changed code: an ASGI-side
+    # trigger is routed around (1->2), any other reverts the code (1->3)
+    phases: tuple[int, ...] = (1, 3)
 
 
 def restart_budget(policy: Policy) -> float:
@@ -191,7 +195,16 @@ def restart_budget(policy: Policy) -> float:
 
 ROWS = [
     pytest.param(
-        Row("asgi_restarts", "asgi", crash_asgi, restarts_over, True, restart_budget, 120.0),
+        Row(
+            "asgi_restarts",
+            "asgi",
+            crash_asgi,
+            restarts_over,
+            True,
+            restart_budget,
+            120.0,
+            phases=(1, 2),
+        ),
         id="asgi_restarts-crash_loop",
     ),
     pytest.param(
@@ -206,6 +219,7 @@ ROWS = [
             memory_over,
             True,
             lambda p: window_budget(p, "memory_leak"),
+            phases=(1, 2),
         ),
         id="memory_leak-asgi_limit_squeezed",
     ),
@@ -323,19 +337,20 @@ def test_infrastructure_fault(
         run.mark("fault reverted")
     finally:
         fault.revert()
-    checks = roll_back_and_verify(run, decision, request, record_property)
+    checks = roll_back_and_verify(run, decision, row.phases, request, record_property)
     require(*checks)
 
 
 def roll_back_and_verify(
     run: DrillRun,
     decision: Decision,
+    prescribed: tuple[int, ...],
     request: pytest.FixtureRequest,
     record_property: RecordProperty,
 ) -> list[CheckResult]:
-    """The plan's phases for a config-only deployment, the checklist, no data loss, the clock."""
-    phases = prescribed_phases(CONFIG_ONLY)
-    assert phases == (1, 2), f"the plan prescribes 1->2 for a config-only deployment, not {phases}"
+    """The phases the product chooses (checked against the plan's), the checklist, no data
+    loss, the clock."""
+    phases = chosen_phases(run, decision, prescribed, record_property)
     report_dir: Path = request.getfixturevalue("report_dir")
     record: DrillSummary = request.getfixturevalue("drill_record")
     defects: DefectLog = request.getfixturevalue("plan_defects")

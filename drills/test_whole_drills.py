@@ -1,7 +1,9 @@
 """Whole drills: the plan from the first symptom to the verified rollback, on the clock.
 
 healthy pre-hybrid under load, baseline -> backups -> hybrid deployed with one defect -> the
-monitor's decision -> the rollback phases the decision and the plan prescribe -> the
+monitor's decision -> the rollback phases the executor's chooser picks from the decision and
+what the deployment changed (``rollback.choose``; the drill fails unless they are the ones the
+plan prescribes for its defect, written in the drill) -> the
 validation checklist -> the success criteria (rollback < 5 minutes, all services healthy, no
 data loss). A drill fails when any step fails, a check fails, or the clock passes the budget;
 the JUnit message names the failing checks.
@@ -41,7 +43,13 @@ from rollback_drill.faults import faulty_releases as releases
 from rollback_drill.faults.release import FaultyRelease
 from rollback_drill.report import DrillSummary
 
-from ._support import RecordProperty, execute_rollback, slow_release, verify_after_rollback
+from ._support import (
+    RecordProperty,
+    chosen_phases,
+    execute_rollback,
+    slow_release,
+    verify_after_rollback,
+)
 
 pytestmark = [
     pytest.mark.full,
@@ -54,7 +62,7 @@ def whole_drill(
     run: DrillRun,
     make_fault: Callable[[DrillRun], FaultyRelease],
     trigger: str,
-    phases: tuple[int, ...],
+    prescribed: tuple[int, ...],
     *,
     plan_defects: DefectLog,
     report_dir: Path,
@@ -102,6 +110,7 @@ def whole_drill(
         live = fault.live_at or run.source.not_before or decision.time
         record_property("time_to_detect_s", round(decision.time - live, 2))
 
+        phases = chosen_phases(run, decision, prescribed, record_property)
         result, rolled_back_at = execute_rollback(
             run,
             phases,

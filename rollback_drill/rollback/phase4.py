@@ -21,6 +21,7 @@ import difflib
 
 from rollback_drill.defects import evidence_of
 from rollback_drill.errors import RollbackError
+from rollback_drill.rollback.choose import migration_number
 from rollback_drill.rollback.steps import PhaseRun
 from rollback_drill.wait import wait_for
 
@@ -107,14 +108,9 @@ def applied_beyond(run: PhaseRun, step: str) -> list[tuple[str, str]]:
     for line in res.stdout.splitlines():
         app, _, name = line.strip().partition(" ")
         target = t.migration_rollback.get(app)
-        if target is not None and _number(name) > _number(target):
+        if target is not None and migration_number(name) > migration_number(target):
             rows.append((app, name))
     return rows
-
-
-def _number(migration: str) -> int:
-    head = migration.split("_", 1)[0]
-    return int(head) if head.isdigit() else -1
 
 
 def schema_diff(run: PhaseRun, step: str) -> list[str]:
