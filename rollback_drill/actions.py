@@ -22,6 +22,10 @@ Per category:
 
 A virtual user whose session gets a 401/403 is logged in again before its next request
 (re-logins are counted, not recorded as requests).
+
+What is sent and how an answer is judged is :class:`~rollback_drill.exchange.Exchanges`' (no
+I/O there): ``locustfile.py`` reads the profile through the same class, so the two clients
+send the same requests and classify the same answers.
 """
 
 from __future__ import annotations
@@ -30,13 +34,9 @@ import asyncio
 import contextlib
 import itertools
 import json
-import re
-import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
-from typing import Any, Final
 from urllib.parse import urlencode, urlsplit
 
 from websockets.asyncio.client import connect as ws_connect
@@ -44,21 +44,12 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.protocol import State
 from websockets.typing import Data
 
+from rollback_drill.exchange import Exchanges, Rendered
 from rollback_drill.http1 import Http1Pool, Response
 from rollback_drill.ledger import Ledger
-from rollback_drill.profile import (
-    Request,
-    TrafficProfile,
-    captured,
-    fill,
-    fill_body,
-    template_values,
-)
+from rollback_drill.profile import Request, TrafficProfile
 from rollback_drill.records import Outcome, classify_status
-from rollback_drill.traffic import Category, Credentials, SmoothRoundRobin
-
-_POOL_SIZE: Final = 256
-_CAPTURE_REFRESH: Final = 100  # re-read a captured pool every this many answers
+from rollback_drill.traffic import Category, Credentials
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,10 +102,6 @@ def _delay_s(header: str | None) -> float | None:
         return None
 
 
-def _wall() -> float:
-    return time.time()
-
-
 class Actions:
     """Runs one request of a category against ``base_url``; never raises for HTTP failures."""
 
@@ -141,27 +128,13 @@ class Actions:
         self._users = [_Login(user) for _ in range(max(1, virtual_users))]
         self._staff = _Login(staff) if staff is not None else None
         self._user_cycle = itertools.cycle(self._users)
-        crud = profile.categories.crud
-        self._requests = {r.name: r for r in crud.requests} if crud else {}
-        self._crud: SmoothRoundRobin[str] = SmoothRoundRobin(
-            {r.name: r.weight for r in crud.requests} if crud else {}
-        )
-        self._producers = profile.producers()
-        self._pools: dict[str, deque[Any]] = {p: deque(maxlen=_POOL_SIZE) for p in self._producers}
-        self._pool_cycle = 0
-        self._answers_seen: dict[str, int] = {}
-        self._counters: dict[str, int] = {}
+        self._x = Exchanges(profile, base)
         h = profile.headers
         self._header_names = (
             (h.served_by or "").lower(),
             (h.release or "").lower(),
             (h.failure_cause or "").lower(),
             (h.delay_ms or "").lower(),
-        )
-        self._csrf_field = re.compile(
-            rf'name="{re.escape(profile.login.csrf.field)}"\s+value="([^"]*)"'
-            if profile.login.csrf and profile.login.csrf.field
-            else r"(?!)"
         )
         self.relogins = 0
         self._handlers: dict[Category, Callable[[], Awaitable[Result]]] = {
@@ -183,7 +156,7 @@ class Actions:
                 await asyncio.gather(*map(self._ensure, logins), return_exceptions=True)
         self.relogins = 0
         if self._users[0].valid:
-            for request in {id(r): r for r in self._producers.values() if r.capture}.values():
+            for request in self._x.capturing():
                 with contextlib.suppress(OSError, TimeoutError, ValueError, KeyError):
                     async with asyncio.timeout(self._settings.timeout_s):
                         await self._crud_request(request)
@@ -227,9 +200,7 @@ class Actions:
         )
 
     def _classified(self, reply: Response, ok: list[int], write_id: str | None = None) -> Result:
-        outcome = classify_status(reply.status, authenticated=True)
-        if outcome is Outcome.OK and reply.status not in ok:
-            outcome = Outcome.SERVER_ERROR  # an answer the profile does not expect
+        outcome = self._x.classify(reply.status, ok)
         return self._result(outcome, reply.status, reply.headers, write_id)
 
     async def _send(
@@ -262,35 +233,28 @@ class Actions:
             if login.valid:
                 return None
             flow = self._profile.login
-            fields = {
-                flow.username_field: login.credentials.username,
-                flow.password_field: login.credentials.password,
-            }
             jar: SimpleCookie = SimpleCookie()
             if flow.form:
                 page = await self._send("GET", flow.path, None)
                 if page.status != 200:
                     return self._classified(page, [200])
                 _cookies(page, jar)
-                token = self._csrf_field.search(page.body.decode(errors="replace"))
-                if flow.csrf is not None and flow.csrf.field:
-                    if token is None:
-                        return self._result(Outcome.SERVER_ERROR, page.status, page.headers)
-                    fields[flow.csrf.field] = token.group(1)
+                try:
+                    fields = self._x.login_fields(login.credentials, page.body)
+                except LookupError:
+                    return self._result(Outcome.SERVER_ERROR, page.status, page.headers)
                 login.headers = {"Cookie": "; ".join(f"{k}={m.value}" for k, m in jar.items())}
                 body = urlencode(fields).encode()
                 reply = await self._send(
                     "POST", flow.path, login, body, "application/x-www-form-urlencoded"
                 )
             else:
+                fields = self._x.login_fields(login.credentials)
                 reply = await self._send("POST", flow.path, None, json.dumps(fields).encode())
             self.relogins += relogin
             cookies = _cookies(reply, jar)
-            session_ok = flow.session_cookie is None or flow.session_cookie in cookies
-            if reply.status not in flow.ok or not cookies or not session_ok:
-                outcome = classify_status(reply.status, authenticated=True)
-                if outcome is Outcome.OK:
-                    outcome = Outcome.AUTH_FAILURE  # refused without an error status
+            outcome = self._x.login_outcome(reply.status, cookies.keys())
+            if outcome is not None:
                 login.headers = {}
                 return self._result(outcome, reply.status, reply.headers)
             login.headers = {"Cookie": "; ".join(f"{k}={m.value}" for k, m in cookies.items())}
@@ -302,97 +266,33 @@ class Actions:
     def _user(self) -> _Login:
         return next(self._user_cycle)
 
-    def _count(self, category: str) -> int:
-        n = self._counters.get(category, 0) + 1
-        self._counters[category] = n
-        return n
-
-    def _values(self, request: Request, category: str = "crud", rooms: int = 1) -> dict[str, Any]:
-        values = template_values(self._base, self._count(category), rooms)
-        for pool in request.pools():
-            items = self._pools[pool]
-            self._pool_cycle += 1
-            values[pool] = items[self._pool_cycle % len(items)]
-        return values
-
     # -- categories --------------------------------------------------------------------------
 
     async def crud(self, name: str | None = None) -> Result:
-        request = self._requests[name if name is not None else self._crud.next()]
-        # a request whose pool is still empty: the request that fills it instead
-        for _ in range(len(self._requests)):
-            empty = [p for p in request.pools() if not self._pools[p]]
-            if not empty:
-                break
-            request = self._producers[empty[0]]
-        return await self._crud_request(request)
+        return await self._crud_request(self._x.next_crud(name))
 
     async def _crud_request(self, request: Request) -> Result:
         login = self._user()
         failed = await self._ensure(login)
         if failed is not None:
             return failed
-        values = self._values(request)
-        path = fill(request.path, values)
+        rendered = self._x.render(request)
         if request.write is not None:
-            parent = next(
-                (str(values[p]) for p in request.pools() if self._producers[p].write == p), None
-            )
-            return await self._write(login, request, path, fill_body(request.body, values), parent)
-        body = None if request.body is None else json.dumps(fill_body(request.body, values))
-        reply = await self._send(request.method, path, login, body.encode() if body else None)
-        if request.capture and reply.status in request.status:
-            seen = self._answers_seen.get(request.name, 0)
-            self._answers_seen[request.name] = seen + 1
-            if seen % _CAPTURE_REFRESH == 0 or not all(self._pools[p] for p in request.capture):
-                answer = json.loads(reply.body)
-                for pool, where in request.capture.items():
-                    self._pools[pool].clear()
-                    self._pools[pool].extend(captured(answer, where))
+            return await self._write(login, rendered)
+        reply = await self._send(rendered.method, rendered.path, login, rendered.json_body())
+        self._x.observe(request, reply.status, reply.body)
         return self._classified(reply, request.status)
 
-    async def _write(
-        self,
-        login: _Login,
-        request: Request,
-        path: str,
-        fields: dict[str, Any],
-        parent: str | None,
-    ) -> Result:
-        """A write through the ledger; ``parent`` is the write it belongs to (its path's)."""
-        spec = self._profile.ledger
-        assert request.write is not None
-        id_field = spec.ack.id_field if spec is not None else "id"
-        attempt = self._ledger.attempt(
-            request.write, fields, sent=_wall(), parent=parent, id_field=id_field
-        )
+    async def _write(self, login: _Login, rendered: Rendered) -> Result:
+        """A write through the ledger (see :meth:`Exchanges.settle`)."""
+        attempt = self._x.attempt(self._ledger, rendered)
         try:
-            reply = await self._send(request.method, path, login, json.dumps(fields).encode())
+            reply = await self._send(rendered.method, rendered.path, login, rendered.json_body())
         except BaseException as exc:  # timeout, connection error, cancellation: no answer
-            self._ledger.fail(attempt.client_id, at=_wall(), reason=type(exc).__name__)
+            self._x.unanswered(self._ledger, attempt, exc)
             raise
-        acked = reply.status in (spec.ack.status if spec is not None else request.status)
-        checksum: str | None = None
-        if acked and spec is not None and (spec.ack.echo_field or spec.ack.checksum_field):
-            try:
-                answer = json.loads(reply.body)
-            except ValueError:
-                answer = None
-            answer = answer if isinstance(answer, dict) else {}
-            if spec.ack.echo_field and str(answer.get(spec.ack.echo_field)) != attempt.client_id:
-                acked = False
-            if spec.ack.checksum_field:
-                checksum = answer.get(spec.ack.checksum_field)
-        if acked:
-            self._ledger.acknowledge(
-                attempt.client_id, at=_wall(), status=reply.status, server_checksum=checksum
-            )
-            self._pools[request.write].append(attempt.client_id)
-        else:
-            self._ledger.fail(
-                attempt.client_id, at=_wall(), reason=f"http {reply.status}", status=reply.status
-            )
-        return self._classified(reply, request.status, attempt.client_id)
+        self._x.settle(self._ledger, rendered, attempt, reply.status, reply.body)
+        return self._classified(reply, rendered.request.status, attempt.client_id)
 
     async def auth(self) -> Result:
         spec = self._profile.categories.auth
@@ -400,9 +300,9 @@ class Actions:
         failed = await self._ensure(login, relogin=False)  # this login is the request itself
         if failed is not None or spec is None or spec.check is None:
             return failed or Result(Outcome.OK, 200)
-        check = spec.check
-        reply = await self._send(check.method, fill(check.path, self._values(check)), login)
-        return self._classified(reply, check.status)
+        check = self._x.render(spec.check)
+        reply = await self._send(check.method, check.path, login)
+        return self._classified(reply, spec.check.status)
 
     async def admin(self) -> Result:
         spec = self._profile.categories.admin
@@ -412,8 +312,7 @@ class Actions:
         if failed is not None:
             return failed
         reply = await self._send("GET", spec.path, self._staff)
-        location = reply.headers.get("location", "")
-        if reply.status in (301, 302) and spec.login_page and spec.login_page in location:
+        if self._x.admin_refused(reply.status, reply.headers.get("location", "")):
             self._staff.valid = False
             return self._result(Outcome.AUTH_FAILURE, reply.status, reply.headers)
         return self._classified(reply, spec.status)
@@ -426,13 +325,11 @@ class Actions:
         failed = await self._ensure(login)
         if failed is not None:
             return failed
-        end = spec.end.encode()
-        path = fill(spec.path, template_values(self._base, self._count("streaming")))
-        reply = await self._send("GET", path, login, stop_at=end)
+        path = self._x.stream_path()
+        reply = await self._send("GET", path, login, stop_at=spec.end.encode())
         if reply.status != 200:
             return self._classified(reply, [200])
-        ended = any(line.rstrip(b"\r") == end for line in reply.body.split(b"\n"))
-        outcome = Outcome.OK if ended else Outcome.SERVER_ERROR
+        outcome = Outcome.OK if self._x.stream_ended(reply.body) else Outcome.SERVER_ERROR
         return self._result(outcome, reply.status, reply.headers)
 
     async def websocket(self) -> Result:
@@ -443,15 +340,13 @@ class Actions:
         failed = await self._ensure(login)
         if failed is not None:
             return failed
-        n = self._count("websocket")
-        values = template_values(self._base, n, spec.rooms)
-        url = self._ws_base + fill(spec.path, values)
-        extra = {k: fill(v, values) for k, v in spec.headers.items()}
+        conversation = self._x.websocket()
+        url = self._ws_base + conversation.path
         settings = self._settings
         try:
             connection = await ws_connect(
                 url,
-                additional_headers={**login.headers, **extra},
+                additional_headers={**login.headers, **conversation.headers},
                 proxy=None,
                 open_timeout=settings.connect_timeout_s,
                 ping_interval=None,
@@ -471,16 +366,10 @@ class Actions:
         served_by = result.served_by
         try:
             for i in range(spec.echoes):
-                text = fill(spec.send, {**values, "i": i})
+                text = conversation.message(i)
                 await connection.send(text)
                 answer: Data = await connection.recv()
-                if spec.expect is not None:
-                    reply_text = answer.decode() if isinstance(answer, bytes) else answer
-                    if reply_text != fill(spec.expect, values):
-                        return self._result(Outcome.SERVER_ERROR, 101, headers)
-                    continue
-                echo = json.loads(answer)
-                if not isinstance(echo, dict) or echo.get(spec.echo_field) != text:
+                if not self._x.ws_reply_ok(conversation, text, answer):
                     return self._result(Outcome.SERVER_ERROR, 101, headers)
             await connection.close()
         except ConnectionClosed:
