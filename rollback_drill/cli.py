@@ -5,7 +5,9 @@ images carrying the ``io.rollback-drill.run`` label and nothing else, and the ru
 (with its secrets) in the temporary directory -- sparing runs whose process is still alive
 unless ``--all`` is given; ``--run ID`` narrows it to the named runs.
 ``check-policy PATH`` and ``check-target PATH`` validate a policy or a target (with the machine:
-Docker, Compose, the host ports the target pins) and change nothing.
+Docker, Compose, the host ports the target pins) and change nothing; ``check-target --deep``
+also reviews the target and the plan for what will break a rollback
+(:mod:`rollback_drill.readiness`; ``--no-start``: without starting the previous release).
 ``up [--target PATH] [--release previous|next]`` brings a stack up ready to use and leaves it
 running (kept: ``cleanup`` spares it unless ``--all``); ``down [--run ID]`` removes it
 (:mod:`rollback_drill.session`). ``report JUNIT_OR_RUN_DIR...`` compares runs over time
@@ -191,6 +193,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     policy.add_argument("path", type=Path)
     target = sub.add_parser("check-target", help="validate a target and this machine for it")
     target.add_argument("path", type=Path)
+    target.add_argument(
+        "--deep", action="store_true", help="review what will break a rollback (readiness)"
+    )
+    target.add_argument("--no-start", action="store_true", help="--deep without a started stack")
+    target.add_argument("--json", type=Path, default=None, metavar="PATH", help="findings as JSON")
+    target.add_argument("--load-rate", type=float, default=None, help="drill load, req/s (40)")
     drill = sub.add_parser(
         "drill",
         help="run the shipped drills against a target (pytest; extra arguments go to pytest)",
@@ -286,6 +294,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "check-target":
             for line in check_target(args.path):
                 print(line)
+            if args.deep:
+                from rollback_drill import readiness
+
+                readiness.check_deep(
+                    args.path,
+                    start=not args.no_start,
+                    json_path=args.json,
+                    load_rate=args.load_rate,
+                )
             print(f"{args.path}: ok")
     except DrillError as exc:
         print(f"rollback-drill: {exc}", file=sys.stderr)

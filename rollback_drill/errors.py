@@ -3,6 +3,8 @@
     DrillError                    root: every error the engine raises on purpose
     ├── PolicyError               the policy file is malformed or contradictory
     ├── TargetError               the target description (compose file, service names) is wrong
+    │   ├── NotOnThisTarget       a drill needs what the target lacks (it skips)
+    │   └── NotReady              the readiness review found what will break a rollback
     ├── EnvironmentProblem        Docker daemon down, Compose missing, port in use...
     │   ├── ComposeMissing        ``docker compose`` (v2) is not installed
     │   └── PortInUse             a host port the target pins is already taken
@@ -48,6 +50,13 @@ class NotOnThisTarget(TargetError):
     the drill skips with this line, it never passes."""
 
     exit_code = 21
+
+
+class NotReady(TargetError):
+    """``check-target --deep`` found what will break a rollback (an error-level finding of
+    :mod:`rollback_drill.readiness`): the findings are printed before this line."""
+
+    exit_code = 22
 
 
 class StackError(DrillError):

@@ -1,0 +1,204 @@
+"""The readiness review (``check-target --deep``) on a deliberately broken copy of the example
+target and on the reference target: each finding with its file and line.
+
+The static checks need the Compose binary (``docker compose config``), not the daemon; the
+``nginx -t`` check and the command line need Docker (``docker`` marker: skipped without it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from paths import REFERENCE_TARGET, REPO_ROOT
+
+from rollback_drill import readiness
+from rollback_drill.errors import ComposeMissing, NotReady
+from rollback_drill.preflight import check_compose
+from rollback_drill.readiness import Finding, Review, review
+from rollback_drill.target import Target, load_target
+
+EXAMPLE = REPO_ROOT / "examples" / "notes"
+
+
+@pytest.fixture(scope="module")
+def compose_available() -> None:
+    try:
+        check_compose()
+    except ComposeMissing as exc:
+        pytest.skip(f"needs docker compose: {exc}")
+
+
+def _replace(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def _line(path: Path, text: str) -> int:
+    """The (first) line of ``path`` that contains ``text``."""
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if text in line:
+            return number
+    raise AssertionError(f"{text!r} not in {path}")
+
+
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of examples/notes with what the review must name: an nginx config failing
+    ``nginx -t``, a rate limit below the drill's load, a port on all interfaces, an unset
+    variable (a fixed container_name is there already)."""
+    root = tmp_path_factory.mktemp("broken") / "notes"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("__pycache__"))
+    conf = root / "deploy" / "nginx" / "default.conf"
+    _replace(conf, "rate=400r/s", "rate=5r/s")
+    _replace(
+        conf, "    client_max_body_size 2m;", "    client_max_body_size 2m;\n    gzip_typo on;"
+    )
+    compose = root / "compose.yaml"
+    _replace(compose, '"8080:80"', '"0.0.0.0:8080:80"')
+    _replace(
+        compose,
+        "    env_file: .env\n",
+        "    env_file: .env\n    environment:\n      NOTES_FLAG: ${NOTES_FEATURE_FLAG}\n",
+    )
+    return root
+
+
+@pytest.fixture(scope="module")
+def broken_target(broken: Path) -> Target:
+    return load_target(broken / "target.yaml")
+
+
+@pytest.fixture(scope="module")
+def static(compose_available: None, broken_target: Target) -> Review:
+    return review(broken_target, nginx_test=False, releases=["v1"])
+
+
+def _find(result: Review, check: str, file: Path, line: int) -> Finding:
+    shown = readiness._shown(file)
+    found = [f for f in result.findings if f.check == check and f.file == shown]
+    assert found, f"no {check} finding in {shown}: {[f.where for f in result.findings]}"
+    assert line in [f.line for f in found], (check, shown, line, [f.line for f in found])
+    return next(f for f in found if f.line == line)
+
+
+def test_rate_limit_below_the_drills_load(static: Review, broken: Path) -> None:
+    conf = broken / "deploy" / "nginx" / "default.conf"
+    found = _find(static, "rate-limit", conf, _line(conf, "limit_req zone=per_client"))
+    assert found.severity == "error"
+    assert "5 r/s" in found.message and "40 r/s" in found.message
+    assert "--drill-load-rate" in found.fix
+
+
+def test_port_on_all_interfaces(static: Review, broken: Path) -> None:
+    compose = broken / "compose.yaml"
+    found = _find(static, "port-all-interfaces", compose, _line(compose, '"0.0.0.0:8080:80"'))
+    assert found.severity == "warning" and "127.0.0.1" in found.fix
+    # the WSGI role's fixed host port also breaks Phase 2's scale-up: an error
+    wsgi = _find(static, "port-all-interfaces", compose, _line(compose, '"8000:8000"'))
+    assert wsgi.severity == "error" and "Phase 2 step 3" in wsgi.breaks
+
+
+def test_unset_variable(static: Review, broken: Path) -> None:
+    compose = broken / "compose.yaml"
+    found = _find(static, "unset-variable", compose, _line(compose, "${NOTES_FEATURE_FLAG}"))
+    assert found.severity == "error" and "NOTES_FEATURE_FLAG" in found.message
+    assert found.releases == ("v1",)
+
+
+def test_fixed_container_name(static: Review, broken: Path) -> None:
+    compose = broken / "compose.yaml"
+    web = _find(static, "container-name", compose, _line(compose, "container_name: notes-web"))
+    assert web.severity == "error" and "--scale" in web.breaks  # the WSGI role
+    db = _find(static, "container-name", compose, _line(compose, "container_name: notes-db"))
+    assert db.severity == "warning"
+
+
+def test_the_unbroken_example_has_no_rate_limit_or_variable_finding(
+    compose_available: None,
+) -> None:
+    result = review(load_target(EXAMPLE / "target.yaml"), nginx_test=False)
+    checks = {f.check for f in result.findings}
+    assert not checks & {"rate-limit", "unset-variable", "empty-variable", "nginx-t"}
+    # the plan's scripts name the reference stack's services, not this stack's
+    assert "script-service" in checks
+
+
+def test_reference_lists_the_plans_backup_name_mismatch(compose_available: None) -> None:
+    result = review(load_target(REFERENCE_TARGET), nginx_test=False)
+    scripts = REPO_ROOT / "scripts"
+    for script in ("rollback-config.sh", "rollback-full.sh"):
+        path = scripts / script
+        found = _find(result, "backup-name", path, _line(path, "nginx.conf.backup $NGINX_DIR"))
+        assert found.severity == "error"
+        assert "/etc/nginx/nginx.conf.backup" in found.message
+        assert "/etc/nginx/nginx.conf.pre-hybrid.bak" in found.message
+    # nothing else of the reference stack's own files is wrong
+    stack = readiness._shown(REPO_ROOT / "compose")
+    own = [f for f in result.findings if f.file.startswith(stack) and f.severity != "info"]
+    assert own == []
+
+
+def test_nginx_directives_with_their_lines() -> None:
+    text = (
+        "http {\n  # limit_req zone=x;\n  limit_req_zone $binary_remote_addr\n"
+        "    zone=z:1m rate=30r/m;\n  server { limit_req zone=z burst=5; }\n}\n"
+    )
+    found = [(d.name, d.line) for d in readiness._directives(text)]
+    assert ("limit_req_zone", 3) in found and ("limit_req", 5) in found
+    assert readiness._rate("rate=30r/m") == 0.5
+
+
+def test_json_and_lines(tmp_path: Path) -> None:
+    result = Review("t", ("a", "b"))
+    finding = Finding("error", "x", "f.yaml", 3, "m", "Phase 2", "fix it", ("a",))
+    result.add(finding)
+    result.add(Finding("error", "x", "f.yaml", 3, "m", "Phase 2", "fix it", ("b",)))
+    assert [f.releases for f in result.findings] == [("a", "b")]
+    data = json.loads(result.to_json())
+    assert data["findings"][0]["line"] == 3 and data["findings"][0]["releases"] == ["a", "b"]
+    assert any("f.yaml:3 [a, b]: m" in line for line in result.lines())
+
+
+@pytest.mark.docker
+def test_nginx_t_in_a_throwaway_container(
+    docker_available: None, compose_available: None, broken_target: Target, broken: Path
+) -> None:
+    from rollback_drill.stack import docker_client
+
+    result = review(broken_target, releases=["v1"])
+    conf = broken / "deploy" / "nginx" / "default.conf"
+    found = _find(result, "nginx-t", conf, _line(conf, "gzip_typo"))
+    assert found.severity == "error" and "gzip_typo" in found.message
+    client = docker_client()
+    try:
+        left = client.containers.list(
+            all=True, filters={"label": f"io.rollback-drill.pid={os.getpid()}"}
+        )
+        assert [c.name for c in left if "nginx" in str(c.attrs["Config"].get("Entrypoint"))] == []
+    finally:
+        client.close()
+
+
+@pytest.mark.docker
+def test_command_exits_not_ready_with_json(
+    docker_available: None, broken: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rollback_drill.cli import main
+
+    out = tmp_path / "readiness.json"
+    code = main(
+        ["check-target", str(broken / "target.yaml"), "--deep", "--no-start", "--json", str(out)]
+    )
+    assert code == NotReady.exit_code
+    data = json.loads(out.read_text())
+    assert {"nginx-t", "rate-limit", "unset-variable", "container-name"} <= {
+        f["check"] for f in data["findings"]
+    }
+    said = capsys.readouterr()
+    assert "not checked (--no-start)" in said.out
+    assert "not ready for a rollback drill" in said.err
