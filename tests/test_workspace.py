@@ -7,6 +7,7 @@ from paths import REFERENCE_TARGET
 from team_repo import NOTES, git, make_team_repo, snapshot, write_target
 
 from rollback_drill.errors import TargetError
+from rollback_drill.faults.release import build_release
 from rollback_drill.target import load_target
 from rollback_drill.workspace import create_workspace
 
@@ -150,3 +151,23 @@ def test_a_ref_gone_since_loading_names_ref_and_repository(team: Path, tmp_path:
     with pytest.raises(TargetError, match=rf"ref 'v2' not found in repository {team.resolve()}"):
         create_workspace(target, base=tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["team"]  # no half-made workspace left
+
+
+def test_a_faulty_release_overlay_applies_on_top_of_the_next_ref(
+    team: Path, tmp_path: Path
+) -> None:
+    broken = team / "stack" / "releases" / "v2-broken"  # on disk, beside the refs
+    (broken / "deploy" / "nginx").mkdir(parents=True)
+    (broken / "deploy" / "nginx" / "default.conf").write_text("not nginx\n")
+    target = load_target(write_target(team, overlays={"v2-broken": "releases/v2-broken"}))
+    assert target.releases.from_git
+    ws = create_workspace(target, base=tmp_path)
+    try:
+        commit = build_release(
+            ws, "v2-broken", target.overlay_dir("v2-broken"), base=target.releases.next
+        )
+        assert ws.git("rev-parse", f"{commit}~1") == ws.commits["v2"]
+        assert ws.git("show", "v2-broken:deploy/nginx/default.conf") == "not nginx"
+        assert ws.head() == ws.commits["v1"]
+    finally:
+        ws.remove()
