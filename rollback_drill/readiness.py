@@ -949,7 +949,21 @@ def _health_paths(target: Target, review: Review) -> None:
 # -- the previous release, started ---------------------------------------------------------
 
 
-def _live(rel: _Release, review: Review, reads: list[str]) -> None:
+def _in_target(target_file: Path | None, name: str, *keys: str) -> tuple[str, int | None]:
+    """File and line of ``keys`` in the target file (its name when the file is not known)."""
+    if target_file is None:
+        return f"target {name}", None
+    node = _yaml_node(target_file)
+    line = None
+    for key in keys:
+        node = _child(node, key)
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+    return _shown(target_file), line
+
+
+def _live(rel: _Release, review: Review, reads: list[str], target_file: Path | None) -> None:
     """Bring the previous release up as ``rollback-drill up`` does; its health paths, one
     request of each category, and the backup procedure run for real."""
     import httpx
@@ -982,8 +996,12 @@ def _live(rel: _Release, review: Review, reads: list[str]) -> None:
                 )
             )
             return
-        paths = dict.fromkeys([t.paths.health, *(p for _, _, p in _script_health_paths())])
-        for path in paths:
+        paths: dict[str, list[tuple[str, int | None]]] = {
+            t.paths.health: [_in_target(target_file, t.name, "paths", "health")]
+        }
+        for script, number, path in _script_health_paths():
+            paths.setdefault(path, []).append((_shown(_SCRIPTS / script), number))
+        for path, sources in paths.items():
             try:
                 status = httpx.get(stack.base_url + path, timeout=10.0).status_code
             except httpx.HTTPError as exc:
@@ -992,17 +1010,24 @@ def _live(rel: _Release, review: Review, reads: list[str]) -> None:
             else:
                 detail = f"HTTP {status}"
             review.checked.append(f"{rel.name}: GET {path} -> {detail}")
-            if status != 200:
+            if status == 200:
+                continue
+            for file, line in sources:  # the static warning at this line becomes this error
+                review.findings = [
+                    f
+                    for f in review.findings
+                    if (f.check, f.file, f.line) != ("health-path", file, line)
+                ]
                 review.add(
                     Finding(
                         "error",
                         "health-path",
-                        _shown(t.project_dir / t.compose_files[0]),
-                        None,
+                        file,
+                        line,
                         f"GET {path} on the previous release answers {detail}, not 200",
                         "Phase 2 step 4, Phase 3 step 6 and the scripts' health check",
                         f"serve {path} (200 when the database and Redis answer), or curl the "
-                        "stack's own health path in the scripts",
+                        f"stack's own health path ({t.paths.health}) in the scripts",
                         (rel.name,),
                     )
                 )
@@ -1021,10 +1046,9 @@ def _live(rel: _Release, review: Review, reads: list[str]) -> None:
                 Finding(
                     "error",
                     "traffic-profile",
-                    _shown(t.project_dir / "target.yaml")
-                    if (t.project_dir / "target.yaml").is_file()
-                    else t.name,
-                    None,
+                    *_in_target(
+                        target_file, t.name, "traffic", "categories", category.split(":")[0]
+                    ),
                     f"category {category} on the previous release: {said}",
                     "the drill's baseline (the load sends this category) and the checklist's "
                     "'API endpoints return expected data'",
@@ -1064,8 +1088,17 @@ def _live(rel: _Release, review: Review, reads: list[str]) -> None:
             f"{len(reads) - len(missing)} of {len(reads)} present"
             + (f" (missing: {', '.join(m.split(':', 1)[1] for m in missing)})" if missing else "")
         )
+        _confirm(review, [m.partition(":")[2].replace("<workspace>/", "") for m in missing])
     finally:
         stack.down()
+
+
+def _confirm(review: Review, missing: list[str]) -> None:
+    """Mark the backup-name findings that the real backup run confirmed."""
+    for i, f in enumerate(review.findings):
+        if f.check == "backup-name" and any(f.message.startswith(f"reads {m} ") for m in missing):
+            message = f"{f.message} -- confirmed: absent after the backup procedure ran"
+            review.findings[i] = Finding(**{**asdict(f), "message": message})
 
 
 def _exists(stack: Any, path: str) -> bool:
@@ -1097,6 +1130,7 @@ def review(
     load_rate: float = DEFAULT_LOAD_RATE,
     concurrency: int = DEFAULT_CONCURRENCY,
     releases: Iterable[str] | None = None,
+    target_file: Path | None = None,
 ) -> Review:
     """Review ``target`` for what will break a rollback; changes nothing of the target's, and
     removes every container it made (they carry the run's labels)."""
@@ -1143,6 +1177,7 @@ def review(
                 previous,
                 out,
                 sorted({suite[0], *(r for r in suite if "pre-migration-commit" in r), *reads}),
+                target_file,
             )
         elif not start:
             out.checked.append(
@@ -1175,7 +1210,7 @@ def check_deep(
 
     if load_rate is None:
         load_rate = float(os.environ.get("RBD_LOAD_RATE") or DEFAULT_LOAD_RATE)
-    result = review(load_target(path), start=start, load_rate=load_rate)
+    result = review(load_target(path), start=start, load_rate=load_rate, target_file=path)
     for line in result.lines():
         emit(line)
     if json_path is not None:

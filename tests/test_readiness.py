@@ -65,6 +65,15 @@ def broken(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "    env_file: .env\n",
         "    env_file: .env\n    environment:\n      NOTES_FLAG: ${NOTES_FEATURE_FLAG}\n",
     )
+    # and what a rollback's build and up would trip on: a registry image not here, a build
+    # context and a bind-mounted file that are not in the repository
+    _replace(compose, "image: redis:7-bookworm", "image: redis:99-not-here")
+    _replace(
+        compose,
+        "volumes:\n  pgdata:",
+        "  worker:\n    build: ./worker\n    volumes:\n"
+        "      - ./deploy/worker.conf:/etc/w.conf:ro\n\nvolumes:\n  pgdata:",
+    )
     return root
 
 
@@ -116,6 +125,14 @@ def test_fixed_container_name(static: Review, broken: Path) -> None:
     assert web.severity == "error" and "--scale" in web.breaks  # the WSGI role
     db = _find(static, "container-name", compose, _line(compose, "container_name: notes-db"))
     assert db.severity == "warning"
+
+
+def test_missing_build_context_and_bind_mount(static: Review, broken: Path) -> None:
+    compose = broken / "compose.yaml"
+    context = _find(static, "build-context", compose, _line(compose, "build: ./worker"))
+    assert context.severity == "error" and "worker" in context.message
+    mount = _find(static, "bind-mount", compose, _line(compose, "./deploy/worker.conf"))
+    assert mount.severity == "error" and "Phase 3" in mount.breaks
 
 
 def test_the_unbroken_example_has_no_rate_limit_or_variable_finding(
@@ -174,6 +191,9 @@ def test_nginx_t_in_a_throwaway_container(
     conf = broken / "deploy" / "nginx" / "default.conf"
     found = _find(result, "nginx-t", conf, _line(conf, "gzip_typo"))
     assert found.severity == "error" and "gzip_typo" in found.message
+    compose = broken / "compose.yaml"
+    image = _find(result, "image", compose, _line(compose, "redis:99-not-here"))
+    assert image.severity == "error" and "images" in image.fix
     client = docker_client()
     try:
         left = client.containers.list(
