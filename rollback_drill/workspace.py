@@ -228,6 +228,9 @@ def _releases_from_git(target: Target, root: Path) -> None:
         message = f"release {release.name}\n\n{release.name} = {release.commit} of {where}"
         _git(root, "commit", "-q", "--allow-empty", "-m", message)
         _git(root, "update-ref", f"refs/tags/{release.name}", "HEAD")
+    # only the releases' tags: a ref named like the branch (``next: main``) stays unambiguous
+    _git(root, "checkout", "-q", "--detach")
+    _git(root, "branch", "-q", "-D", "main")
 
 
 def create_workspace(

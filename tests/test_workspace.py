@@ -171,3 +171,22 @@ def test_a_faulty_release_overlay_applies_on_top_of_the_next_ref(
         assert ws.head() == ws.commits["v1"]
     finally:
         ws.remove()
+
+
+def test_a_branch_as_a_release(team: Path, tmp_path: Path) -> None:
+    """``previous: main``, a branch (moved here to v1's commit): the workspace holds only the
+    releases' tags, no branch of its own, so the name means the release."""
+    git(team, "checkout", "-q", "-b", "work", "v1")
+    git(team, "branch", "-f", "main", "v1")
+    ws = create_workspace(load_target(write_target(team, previous="main")), base=tmp_path)
+    try:
+        assert ws.git("for-each-ref", "--format=%(refname)").split() == [
+            "refs/tags/last-stable-release",
+            "refs/tags/main",
+            "refs/tags/v2",
+        ]
+        assert ws.head() == ws.commits["main"] == ws.git("rev-parse", "main")
+        assert ws.checkout("v2") == ws.commits["v2"]
+        assert ws.checkout("main") == ws.commits["main"]
+    finally:
+        ws.remove()
