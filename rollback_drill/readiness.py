@@ -190,31 +190,37 @@ def _yaml_node(path: Path) -> yaml.Node | None:
     return node
 
 
-def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:
+def _key(node: yaml.Node | None, key: str) -> tuple[yaml.Node, yaml.Node] | None:
+    """The (key, value) nodes of ``key`` in a mapping node."""
     if not isinstance(node, yaml.MappingNode):
         return None
     for k, v in node.value:
         if isinstance(k, yaml.ScalarNode) and k.value == key and isinstance(v, yaml.Node):
-            return v
+            return k, v
     return None
+
+
+def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:
+    found = _key(node, key)
+    return found[1] if found else None
 
 
 def _locate(rel: _Release, *keys: str) -> tuple[str, int | None]:
     """File and line of ``keys`` (services, web, ports, ...) in the release's compose files:
-    the last file that has the deepest of them (Compose merges later files over earlier)."""
+    the line of the deepest key found, in the last file that has it (Compose merges later
+    files over earlier ones)."""
     best: tuple[int, Path, int] | None = None
     for name in rel.target.compose_files:
         path = rel.ws.root / name
         node = _yaml_node(path)
-        depth = 0
+        depth, line = 0, 0
         for key in keys:
-            child = _child(node, key)
-            if child is None:
+            found = _key(node, key)
+            if found is None:
                 break
-            node, depth = child, depth + 1
-        if depth and node is not None and (best is None or depth >= best[0]):
-            # a key's value node: its own line (a mapping/sequence: one line after the key)
-            best = (depth, path, node.start_mark.line + 1)
+            node, depth, line = found[1], depth + 1, found[0].start_mark.line + 1
+        if depth and (best is None or depth >= best[0]):
+            best = (depth, path, line)
     if best is None:
         return rel.shown(rel.ws.root / rel.target.compose_files[0]), None
     return rel.shown(best[1]), best[2]
@@ -956,10 +962,10 @@ def _in_target(target_file: Path | None, name: str, *keys: str) -> tuple[str, in
     node = _yaml_node(target_file)
     line = None
     for key in keys:
-        node = _child(node, key)
-        if node is None:
+        found = _key(node, key)
+        if found is None:
             break
-        line = node.start_mark.line + 1
+        node, line = found[1], found[0].start_mark.line + 1
     return _shown(target_file), line
 
 

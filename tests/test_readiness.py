@@ -38,10 +38,10 @@ def _replace(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
-def _line(path: Path, text: str) -> int:
-    """The (first) line of ``path`` that contains ``text``."""
+def _line(path: Path, text: str, *, exact: bool = False) -> int:
+    """The (first) line of ``path`` that contains (or is) ``text``."""
     for number, line in enumerate(path.read_text().splitlines(), 1):
-        if text in line:
+        if line == text if exact else text in line:
             return number
     raise AssertionError(f"{text!r} not in {path}")
 
@@ -58,7 +58,7 @@ def broken(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _replace(
         conf, "    client_max_body_size 2m;", "    client_max_body_size 2m;\n    gzip_typo on;"
     )
-    compose = root / "compose.yaml"
+    compose, target = root / "compose.yaml", root / "target.yaml"
     _replace(compose, '"8080:80"', '"0.0.0.0:8080:80"')
     _replace(
         compose,
@@ -68,6 +68,9 @@ def broken(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # and what a rollback's build and up would trip on: a registry image not here, a build
     # context and a bind-mounted file that are not in the repository
     _replace(compose, "image: redis:7-bookworm", "image: redis:99-not-here")
+    _replace(compose, '      test: ["CMD", "redis-cli", "ping"]\n', "      disable: true\n")
+    _replace(compose, "      NOTES_FLAG:", "      NOTES_MODE: ${NOTES_MODE}\n      NOTES_FLAG:")
+    _replace(target, "  values:\n", '  values:\n    NOTES_MODE: ""\n')
     _replace(
         compose,
         "volumes:\n  pgdata:",
@@ -117,6 +120,18 @@ def test_unset_variable(static: Review, broken: Path) -> None:
     found = _find(static, "unset-variable", compose, _line(compose, "${NOTES_FEATURE_FLAG}"))
     assert found.severity == "error" and "NOTES_FEATURE_FLAG" in found.message
     assert found.releases == ("v1",)
+
+
+def test_empty_variable(static: Review, broken: Path) -> None:
+    compose = broken / "compose.yaml"
+    found = _find(static, "empty-variable", compose, _line(compose, "${NOTES_MODE}"))
+    assert found.severity == "error" and "is empty" in found.message
+
+
+def test_role_without_healthcheck(static: Review, broken: Path) -> None:
+    compose = broken / "compose.yaml"
+    found = _find(static, "healthcheck", compose, _line(compose, "  cache:", exact=True))
+    assert found.severity == "error" and "redis role" in found.message
 
 
 def test_fixed_container_name(static: Review, broken: Path) -> None:
