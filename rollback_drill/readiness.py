@@ -413,7 +413,6 @@ def _host_ip(port: Any) -> tuple[str, str]:
 
 
 def _settings(rel: _Release, review: Review, client: Any) -> None:
-    t = rel.target
     for name, svc in _services(rel).items():
         role = rel.role_of(name)
         for i, port in enumerate(svc.get("ports") or []):
@@ -493,7 +492,6 @@ def _settings(rel: _Release, review: Review, client: Any) -> None:
                     (rel.name,),
                 )
             )
-    del t
 
 
 def _has_healthcheck(svc: dict[str, Any], client: Any, target: Target) -> bool:
@@ -724,7 +722,7 @@ class _Access:
     source: Path
 
 
-def _script_accesses(target: Target, mounted: bool) -> tuple[list[_Access], list[_Access]]:
+def _script_accesses(target: Target) -> tuple[list[_Access], list[_Access]]:
     """(reads, writes) of files by the plan's scripts, with their variables as the suite sets
     them (:func:`rollback_drill.plan_scripts.script_env`)."""
     nginx_dir = os.path.dirname(target.paths.nginx_conf)
@@ -733,7 +731,6 @@ def _script_accesses(target: Target, mounted: bool) -> tuple[list[_Access], list
         "$BACKUPS_DIR": f"host:<workspace>/{STATE_DIR}/plan-backups",
         "$COMMIT_FILE": f"host:<workspace>/{STATE_DIR}/pre-migration-commit.txt",
     }
-    del mounted
 
     def norm(word: str, in_nginx: bool) -> str:
         for var, value in subst.items():
@@ -742,7 +739,7 @@ def _script_accesses(target: Target, mounted: bool) -> tuple[list[_Access], list
         return (
             (f"nginx:{word}" if in_nginx else f"host:{word}")
             if word.startswith("/")
-            else (f"host:<workspace>/{word}")
+            else f"host:<workspace>/{word}"
         )
 
     reads: list[_Access] = []
@@ -835,7 +832,7 @@ def _backups(rel: _Release, review: Review) -> list[str]:
 
     t = rel.target
     mounted = _nginx_mounted(rel)
-    reads, plan_writes = _script_accesses(t, mounted)
+    reads, plan_writes = _script_accesses(t)
     reads.append(_plan_dump_read(t))
     written = list(dict.fromkeys([*_suite_writes(t, mounted), *(w.path for w in plan_writes)]))
     live = {f"nginx:{t.paths.nginx_conf}", f"host:<workspace>/{t.env_file}"}
