@@ -14,6 +14,7 @@ branch changes nothing. ``.gitattributes`` filters of the archive kind (``export
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -64,6 +65,14 @@ def find_repository(path: Path) -> Path:
     return Path(proc.stdout.strip()).resolve()
 
 
+class RefError(TargetError):
+    """A ref that is missing or lacks the project directory or a compose file."""
+
+    def __init__(self, ref: str, message: str) -> None:
+        super().__init__(message)
+        self.ref = ref
+
+
 @dataclass(frozen=True)
 class Release:
     """One release read from a ref: its name (the ref as the target gives it), the commit the
@@ -96,30 +105,39 @@ def read_releases(
     for ref in refs:
         commit = answers[f"{ref}^{{commit}}"].split()
         if len(commit) != 3 or commit[1] != "commit":
-            raise TargetError(
+            raise RefError(
+                ref,
                 f"ref '{ref}' not found in repository {repository} "
-                "(`git tag`, `git branch -a` list what it has)"
+                "(`git tag`, `git branch -a` list what it has)",
             )
         tree = answers[f"{ref}:{subdir}"].split()
         if len(tree) != 3 or tree[1] != "tree":
-            raise TargetError(
-                f"ref '{ref}' of repository {repository} has no directory '{subdir}' (project_dir)"
+            raise RefError(
+                ref,
+                f"ref '{ref}' of repository {repository} has no directory '{subdir}' (project_dir)",
             )
         for name in files:
             if answers[f"{ref}:{prefix}{name}"].split()[-1] == "missing":
-                raise TargetError(
+                raise RefError(
+                    ref,
                     f"compose file {prefix}{name} not found in ref '{ref}' of repository "
-                    f"{repository}"
+                    f"{repository}",
                 )
         releases.append(Release(ref, commit[0], tree[0]))
     return releases
 
 
+_BAD_IN_REF = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//")
+
+
 def valid_tag_name(name: str) -> bool:
-    """Whether ``name`` can name a tag in the workspace (the release's own name is its tag)."""
-    if name.startswith("-"):
+    """Whether ``name`` can name a tag in the workspace (the release's own name is its tag):
+    git's ``check-ref-format`` rules, read here rather than asked of git."""
+    if not name or name == "@" or name.startswith(("-", "/")) or name.endswith(("/", ".")):
         return False
-    return _run(Path.cwd(), "check-ref-format", f"refs/tags/{name}").returncode == 0
+    if _BAD_IN_REF.search(name):
+        return False
+    return not any(part.startswith(".") or part.endswith(".lock") for part in name.split("/"))
 
 
 def copy_trees(repository: Path, trees: list[str], workspace: Path) -> None:

@@ -323,15 +323,17 @@ def _git_releases(path: Path, target: Target, project_dir: Path) -> Target:
                 "workspace; give a tag, a branch or a commit id"
             )
     subdir = project_dir.relative_to(repository).as_posix()
-    for key in ("previous", "next"):
-        try:
-            release_refs.read_releases(
-                repository,
-                "" if subdir == "." else subdir,
-                [getattr(rel, key)],
-                list(target.compose_files),
-            )
-        except TargetError as exc:
-            raise TargetError(f"{path}: field 'releases.{key}': {exc}") from None
+    try:
+        release_refs.read_releases(
+            repository,
+            "" if subdir == "." else subdir,
+            [rel.previous, rel.next],
+            list(target.compose_files),
+        )
+    except release_refs.RefError as exc:
+        key = "previous" if exc.ref == rel.previous else "next"
+        raise TargetError(f"{path}: field 'releases.{key}': {exc}") from None
+    except TargetError as exc:
+        raise TargetError(f"{path}: field 'releases.repository': {exc}") from None
     releases = rel.model_copy(update={"repository": repository})
     return target.model_copy(update={"project_dir": project_dir, "releases": releases})

@@ -199,10 +199,8 @@ def _releases_from_git(target: Target, root: Path) -> None:
     rel = target.releases
     assert rel.repository is not None  # load_target resolves it for releases from git
     subdir = target.release_subdir
-    releases = [
-        release_refs.read_releases(rel.repository, subdir, [ref], list(target.compose_files))[0]
-        for ref in (rel.previous, rel.next)
-    ]
+    refs = [rel.previous, rel.next]
+    releases = release_refs.read_releases(rel.repository, subdir, refs, list(target.compose_files))
     _git(root, "init", "-q", "-b", "main")
     exclude = root / ".git" / "info" / "exclude"
     exclude.parent.mkdir(parents=True, exist_ok=True)

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 from paths import REFERENCE_TARGET
 from team_repo import git, make_team_repo, write_target
 
+from rollback_drill import release_refs
 from rollback_drill.errors import TargetError
 from rollback_drill.target import load_target
 
@@ -105,12 +107,13 @@ def test_an_explicit_repository_is_relative_to_the_target_file(team: Path) -> No
     assert target.releases.repository == team.resolve()
 
 
-def test_a_missing_ref_names_the_ref_and_the_repository(team: Path) -> None:
+@pytest.mark.parametrize("key", ["previous", "next"])
+def test_a_missing_ref_names_the_ref_and_the_repository(team: Path, key: str) -> None:
     with pytest.raises(
         TargetError,
-        match=rf"target.yaml: field 'releases.next': ref 'v9' not found in repository {team}",
+        match=rf"target.yaml: field 'releases.{key}': ref 'v9' not found in repository {team}",
     ):
-        load_target(write_target(team, next="v9"))
+        load_target(write_target(team, **{key: "v9"}))
 
 
 def test_a_compose_file_missing_from_a_ref_is_named(team: Path) -> None:
@@ -166,3 +169,14 @@ def test_without_git_the_error_says_so(
     monkeypatch.setenv("PATH", str(empty))
     with pytest.raises(TargetError, match=r"git not found on PATH"):
         load_target(path)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["v1.4.2", "release/2026-12", "3f2a9c1", "HEAD~1", "v1^{}", "a..b", "a/.b", "x.lock", "a b",
+     "a:b", "a//b", "a/", "a.", "@", "a@{1}", "-x", "[x]", "a\\b", "Ωmega", "v1@x"],
+)  # fmt: skip
+def test_tag_names_as_git_reads_them(name: str) -> None:
+    ok = subprocess.run(["git", "check-ref-format", f"refs/tags/{name}"], check=False)
+    refused = name.startswith("-") or name == "@"  # an option; HEAD's other name: refused too
+    assert release_refs.valid_tag_name(name) == (ok.returncode == 0 and not refused)
