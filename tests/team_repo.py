@@ -28,26 +28,28 @@ def git(cwd: Path, *args: str) -> str:
     return subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, text=True, env=env).stdout
 
 
-def make_team_repo(base: Path) -> Path:
+def make_team_repo(base: Path, subdir: str = "stack") -> Path:
+    """The repository, with the stack under ``subdir`` ("" for its top)."""
     team = base / "team"
-    shutil.copytree(NOTES, team / "stack", ignore=_IGNORED)
+    stack = team / subdir if subdir else team
+    shutil.copytree(NOTES, stack, ignore=_IGNORED)
     (team / "README.md").write_text("the team's service\n")
     git(team, "init", "-q", "-b", "main")
     git(team, "add", "-A")
     git(team, "commit", "-q", "-m", "v1")
     git(team, "tag", "v1")
-    shutil.copytree(NOTES / "releases" / "v2", team / "stack", dirs_exist_ok=True, ignore=_IGNORED)
-    (team / "stack" / ".env.example").unlink()
+    shutil.copytree(NOTES / "releases" / "v2", stack, dirs_exist_ok=True, ignore=_IGNORED)
+    (stack / ".env.example").unlink()
     git(team, "add", "-A")
     git(team, "commit", "-q", "-m", "v2")
     git(team, "tag", "-a", "-m", "release v2", "v2")  # annotated: the ref is a tag object
     return team
 
 
-def write_target(team: Path, **releases: Any) -> Path:
+def write_target(team: Path, project_dir: str = "../stack", **releases: Any) -> Path:
     """The notes target with its releases as refs of ``team`` (``releases`` replace fields)."""
     data = yaml.safe_load((NOTES / "target.yaml").read_text())
-    data["project_dir"] = "../stack"
+    data["project_dir"] = project_dir
     data["releases"] = {"previous": "v1", "next": "v2", "stable_tag": "last-stable-release"}
     data["releases"].update(releases)
     path = team / "drill" / "target.yaml"

@@ -190,3 +190,18 @@ def test_a_branch_as_a_release(team: Path, tmp_path: Path) -> None:
         assert ws.checkout("main") == ws.commits["main"]
     finally:
         ws.remove()
+
+
+def test_project_dir_at_the_top_of_the_repository(tmp_path: Path) -> None:
+    team = make_team_repo(tmp_path, subdir="")
+    target = load_target(write_target(team, project_dir="..", exclude=["README.md"]))
+    assert target.release_subdir == ""
+    ws = create_workspace(target, base=tmp_path)
+    try:
+        assert (
+            ws.git("rev-parse", "v2:compose.yaml")
+            == git(team, "rev-parse", "v2:compose.yaml").strip()
+        )
+        assert "README.md" not in ws.git("ls-files").split()
+    finally:
+        ws.remove()
