@@ -28,14 +28,19 @@ from rich.live import Live
 from rich.table import Table
 
 from rollback_drill.baseline import Baseline
+from rollback_drill.decisions import Decision
 from rollback_drill.drill import BackgroundLoad
 from rollback_drill.errors import StackError, TargetError
 from rollback_drill.evaluator import RuleStatus
+from rollback_drill.faults.probes import probe_loops
+from rollback_drill.ledger import Ledger
 from rollback_drill.load import LoadConfig
-from rollback_drill.monitor import LiveSource, Monitor
+from rollback_drill.monitor import LiveSource, Monitor, app_metrics_source
 from rollback_drill.policy import Policy, load_policy
 from rollback_drill.probe import probe
 from rollback_drill.records import RecordStore
+from rollback_drill.rollback.budgets import spec
+from rollback_drill.rollback.choose import DeploymentState, choose_phases, phase_commands
 from rollback_drill.signals.docker_events import DockerEventsCollector
 from rollback_drill.signals.docker_stats import DockerStatsCollector
 from rollback_drill.signals.redis_info import RedisInfoCollector
@@ -60,20 +65,70 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=7200.0, help="seconds to watch")
     parser.add_argument("--tickets", type=Path, help="a JSON-lines file of support tickets")
     parser.add_argument("--no-websocket", action="store_true", help="pre-hybrid: no WebSockets")
+    parser.add_argument(
+        "--postgres-port",
+        type=int,
+        help="a 127.0.0.1 port of the stack's PostgreSQL: the integrity probe reads the load's "
+        "writes back (the target's database user and password from this environment)",
+    )
+    parser.add_argument(
+        "--keep-watching",
+        action="store_true",
+        help="do not exit at the first rollback decision: print every decision until "
+        "--duration ends (exit 3 then if any was a rollback)",
+    )
+    parser.add_argument(
+        "--changed",
+        default="code,config",
+        help="what the deployment being watched changed (code, config, migrations; comma-"
+        "separated): chooses the rollback phases printed on a rollback decision",
+    )
+
+
+def _resolve(target: Target, field: str, text: str) -> str:
+    try:
+        return interpolate(text, {**target.env.values, **os.environ})
+    except KeyError as exc:
+        raise TargetError(
+            f"target {target.name}: {field} needs {exc.args[0]} in the environment"
+        ) from None
+
+
+def postgres_dsn(target: Target, port: int) -> str:
+    """The target's database on 127.0.0.1:``port``, its credentials read from this
+    environment (``database`` of the target file)."""
+    db = target.database
+    user = _resolve(target, "database.user", db.user)
+    password = _resolve(target, "database.password", db.password)
+    name = _resolve(target, "database.name", db.name)
+    return f"postgresql://{user}:{password}@127.0.0.1:{port}/{name}"
+
+
+def deployment_secrets(target: Target) -> list[str]:
+    """The values of the target's secret variables found in this environment: none of them may
+    appear in a response (the security probe)."""
+    names = [*target.env.generated, *target.env.from_environment]
+    return [os.environ[n] for n in names if os.environ.get(n)]
+
+
+def changed(text: str) -> DeploymentState:
+    parts = {p.strip() for p in text.split(",") if p.strip()}
+    unknown = parts - {"code", "config", "migrations"}
+    if unknown:
+        raise TargetError(f"--changed: {', '.join(sorted(unknown))}: say code, config, migrations")
+    return DeploymentState(
+        code="code" in parts,
+        config="config" in parts,
+        migrations=("(applied by the deployment)",) if "migrations" in parts else (),
+    )
 
 
 def credentials(target: Target) -> tuple[Credentials, Credentials | None]:
     """The target's users, their ``${NAME}`` references read from this environment; the
     admin is optional (without it, no admin traffic)."""
-    env = {**target.env.values, **os.environ}
 
     def resolve(field: str, text: str) -> str | None:
-        try:
-            return interpolate(text, env) or None
-        except KeyError as exc:
-            raise TargetError(
-                f"target {target.name}: {field} needs {exc.args[0]} in the environment"
-            ) from None
+        return _resolve(target, field, text) or None
 
     u, a = target.users.user, target.users.admin
     user = Credentials(
@@ -152,9 +207,24 @@ def watch(args: argparse.Namespace, console: Console | None = None) -> int:
     )
     for line in preflight(target, config):
         console.print(f"preflight: {line}")
-    store = RecordStore()
+    state = changed(args.changed)
+    dsn = postgres_dsn(target, args.postgres_port) if args.postgres_port else None
+    store, ledger = RecordStore(), Ledger()
     source = LiveSource(store, services=target.services.model_dump())
+    loops = probe_loops(
+        target,
+        args.base_url,
+        integrity=source.integrity,
+        security=source.security,
+        ledger=ledger,
+        dsn=dsn,
+        secrets=deployment_secrets(target),
+        strict=False,  # the live view shows a probe's errors; watching goes on
+    )
     with contextlib.ExitStack() as stack:
+        app = app_metrics_source(source, target, args.base_url)
+        if app is not None:
+            stack.enter_context(app)
         if args.project:
             source.events = stack.enter_context(DockerEventsCollector(args.project))
             source.stats = stack.enter_context(DockerStatsCollector(args.project))
@@ -162,9 +232,18 @@ def watch(args: argparse.Namespace, console: Console | None = None) -> int:
             source.redis = stack.enter_context(RedisInfoCollector(args.redis_port))
         if args.tickets:
             source.tickets = stack.enter_context(TicketCollector(args.tickets, http=False))
-        load = BackgroundLoad(config, store=store)
+        load = BackgroundLoad(config, store=store, ledger=ledger)
         stack.callback(load.stop)
         load.start()
+        for loop in loops:
+            stack.enter_context(loop)
+        console.print(
+            "probes: "
+            + ", ".join(loop.name for loop in loops)
+            + ("" if dsn else " (no integrity probe: give --postgres-port)")
+        )
+        if source.cache_source() is not None:
+            console.print(f"cache hit rate from: {source.cache_source()}")
         longest = policy.longest_baseline_window_s()
         console.print(f"capturing the baseline over {longest:.0f} s of traffic...")
         started = time.time()
@@ -176,17 +255,59 @@ def watch(args: argparse.Namespace, console: Console | None = None) -> int:
             console.print(f"[yellow]baseline: {problem}[/yellow]")
         monitor = stack.enter_context(Monitor(policy, baseline, source))
         end = time.monotonic() + args.duration
+        shown: dict[str, int] = {}
+        said: list[Decision] = []
+        announced = False
+        console.print("baseline captured: watching", markup=False)
         with Live(console=console, refresh_per_second=1) as live:
             while time.monotonic() < end:
                 rows = monitor.status()
                 live.update(status_table(rows, time.time() - started, len(monitor.snapshot())))
-                rollback = next((d for d in monitor.snapshot() if d.is_rollback()), None)
-                if rollback is not None:
+                decisions = monitor.snapshot()
+                for d in decisions[len(said) :]:
+                    said.append(d)
+                    console.print(
+                        f"decision {d.trigger_id}: {d.kind.value} ({d.severity.value}) -- "
+                        f"{d.message}",
+                        markup=False,
+                        highlight=False,
+                    )
+                rollback = next((d for d in decisions if d.is_rollback()), None)
+                if rollback is not None and not announced:
+                    announced = True
                     console.print(f"[bold red]ROLL BACK[/bold red]: {rollback.message}")
-                    return EXIT_ROLLBACK
+                    print_prescription(console, rollback, state, target, args.project)
+                    if not args.keep_watching:
+                        return EXIT_ROLLBACK
+                for loop in loops:
+                    if loop.errors and len(loop.errors) != shown.get(loop.name, 0):
+                        shown[loop.name] = len(loop.errors)
+                        console.print(
+                            f"[yellow]{loop.name} probe: {len(loop.errors)} errors "
+                            f"(no evidence either way), last: {loop.errors[-1]}[/yellow]"
+                        )
                 time.sleep(1.0)  # the live view's refresh period, not a readiness wait
+    if announced:
+        console.print("watch ended: a rollback was decided")
+        return EXIT_ROLLBACK
     console.print("watch ended: no rollback decision")
     return 0
+
+
+def print_prescription(
+    console: Console,
+    decision: Decision,
+    state: DeploymentState,
+    target: Target,
+    project: str | None,
+) -> None:
+    """The plan's phases for ``decision`` (``rollback.choose``) and the first one's commands."""
+    chosen = choose_phases(decision, state, target)
+    console.print(f"prescribed phases: {chosen.describe()}")
+    first = chosen.phases[0]
+    console.print(f"Phase {first}, {spec(first).title} ({spec(first).budget_s:.0f} s):")
+    for command in phase_commands(first, target, project or "<compose project>"):
+        console.print(f"  {command}", markup=False, highlight=False)
 
 
 def main(argv: list[str] | None = None) -> int:
