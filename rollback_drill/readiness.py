@@ -4,23 +4,30 @@ before anything is deployed (``rollback-drill check-target --deep``).
 In a private workspace (the releases as commits, :mod:`rollback_drill.workspace`), for the
 previous and the next release:
 
-- ``docker compose config`` of the team's own files resolves: no variable unset or empty, every
-  build context, Dockerfile and bind-mounted file exists, every image is here or buildable;
-- every nginx config passes ``nginx -t`` in a throwaway container of the target's nginx image
-  (no network; every Compose service name resolvable through ``--add-host NAME:127.0.0.1``;
-  the run's labels; removed after);
-- nginx rate limits the drill's load from one address exceeds, ports published beyond
-  loopback, fixed ``container_name``s, restart policies on the ASGI role that Phase 1 stops,
-  and any of the plan's five roles without a health check;
+- ``docker compose config`` of the team's own files (without the run's override) resolves: no
+  variable unset or empty, every build context, Dockerfile and bind-mounted file exists, every
+  image without a build section is here (or its stand-in in the target's ``images``);
+- the release's nginx config passes ``nginx -t`` in a throwaway container of the target's nginx
+  image (the service's image, else its Dockerfile's base): no network, every Compose service
+  name resolvable through ``--add-host NAME:127.0.0.1``, the run's labels, removed after;
+- nginx ``limit_req`` zones slower than the drill's load from one address, ``limit_conn`` below
+  its concurrency, ports published beyond loopback, fixed ``container_name``s, a restart policy
+  on the ASGI role that Phase 1 stops, and any of the plan's five roles without a health check;
 
-and for the plan: the files its rollback scripts and phases read against the files the backup
-procedure writes (the plan's own ``nginx.conf.backup`` vs ``nginx.conf.pre-hybrid.bak``), and
-the health path its scripts curl. With ``start``, the previous release is brought up as
-``rollback-drill up`` does: the health paths must answer 200 and one request of each category
-of the traffic profile must answer as the profile says; the backup procedure
-(:func:`rollback_drill.backup.take_backups`) then runs for real and every file the rollback
-reads must exist. A :class:`Finding` names severity, file and line (YAML: PyYAML's node marks;
-nginx: the directive's line), the plan step it breaks and the fix; :class:`Review` holds them.
+and for the plan (its scripts in ``scripts/``, run as :mod:`rollback_drill.plan_scripts` runs
+them): the files its rollback scripts and Phase 5 read against the files the backup procedure
+writes (:mod:`rollback_drill.backup` and ``backup-config.sh``; the plan's own
+``nginx.conf.backup`` vs ``nginx.conf.pre-hybrid.bak``), the services its ``docker-compose``
+calls name, and the health path it curls. With ``start`` the previous release is brought up as
+``rollback-drill up`` does: the health paths must answer 200, one request of each category of
+the traffic profile must answer as the profile says (WebSocket excepted: the drill keeps it off
+on the previous release), and the backup procedure runs for real, after which every file the
+rollback reads must exist.
+
+A :class:`Finding` names its severity, file and line (YAML: the key's line from PyYAML's node
+marks; nginx: the directive's line; the plan: the script's line), the plan step it breaks and
+the fix. Error findings make ``check-target --deep`` exit with
+:class:`~rollback_drill.errors.NotReady`'s status.
 """
 
 from __future__ import annotations
@@ -48,7 +55,7 @@ from rollback_drill.workspace import (
     create_workspace,
 )
 
-__all__ = ["DEFAULT_LOAD_RATE", "Finding", "Review", "review"]
+__all__ = ["DEFAULT_LOAD_RATE", "Finding", "Review", "check_deep", "review"]
 
 Severity = Literal["error", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
