@@ -231,6 +231,13 @@ def test_exit_status_and_rendering() -> None:
     assert "IRREVERSIBLE migration(s): notes.0003" in text
     assert "static analysis: not run" in text
     assert trip.as_json()["exit_status"] == 1
+    assert trip.within_budget is None and "not measured against its budget of 600 s" in text
+    trip.backward_s = 601.0
+    assert trip.within_budget is False and trip.as_json()["within_phase4_budget"] is False
+    trip.migrations[0].dropped.append(mc.Dropped("notes_note", "color", 3))
+    assert "dropped the next release's own notes_note.color (3 non-NULL" in "\n".join(
+        mc.render(trip)
+    )
 
 
 def test_rows_query_keys_by_primary_key_or_by_the_row_s_own_digest() -> None:
@@ -249,6 +256,13 @@ def test_release_names_accept_overlays_and_refuse_unknown_ones() -> None:
         mc._release_names(target, None, "v9")
     with pytest.raises(TargetError, match="the same release"):
         mc._release_names(target, "v1", "v1")
+
+
+def test_the_linter_is_staged_readable_for_the_image_s_user(tmp_path: Path) -> None:
+    staged = mc.stage_linter(tmp_path / "linter")
+    assert (staged / "django_migration_linter" / "migration_linter.py").is_file()
+    assert (staged / "appdirs.py").is_file() and (staged / "toml" / "__init__.py").is_file()
+    assert all(p.stat().st_mode & 0o004 for p in staged.rglob("*"))
 
 
 def test_the_command_is_wired() -> None:
