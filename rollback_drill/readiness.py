@@ -101,6 +101,7 @@ class Review:
     findings: list[Finding] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)  # what was checked (or not, and why)
     duration_s: float = 0.0
+    run_id: str = ""  # the label of what the review created (all removed when it returns)
 
     def add(self, finding: Finding) -> None:
         for i, old in enumerate(self.findings):
@@ -556,20 +557,32 @@ def _conn_limit(d: _Directive) -> int:
     return int(d.args[1]) if len(d.args) >= 2 and d.args[1].isdigit() else 1 << 30
 
 
+def _conf_files(mounts: dict[str, Path]) -> list[Path]:
+    """The config files of the mounts (a mounted directory: its ``*.conf``)."""
+    files = {p for p in mounts.values() if p.is_file()}
+    files |= {f for p in mounts.values() if p.is_dir() for f in p.rglob("*.conf")}
+    return sorted(files)
+
+
 def _nginx_limits(
-    rel: _Release, path: Path, review: Review, load_rate: float, concurrency: int
+    rel: _Release, paths: list[Path], review: Review, load_rate: float, concurrency: int
 ) -> None:
-    try:
-        found = list(_directives(path.read_text()))
-    except OSError:
-        return
+    found: list[tuple[Path, _Directive]] = []
+    for path in paths:
+        try:
+            found += [(path, d) for d in _directives(path.read_text())]
+        except (OSError, UnicodeDecodeError):
+            continue
+    # zones first: a zone is declared in http{} (often nginx.conf), used in a server's file
     zones: dict[str, tuple[str, float | None]] = {}
-    for d in found:
+    for _, d in found:
         zone = next((a.split("=", 1)[1].split(":")[0] for a in d.args if a.startswith("zone=")), "")
         if d.name == "limit_req_zone":
             rate = next((r for a in d.args if (r := _rate(a)) is not None), None)
             zones[zone] = (d.args[0] if d.args else "", rate)
-        elif d.name == "limit_req" and zone in zones:
+    for path, d in found:
+        zone = next((a.split("=", 1)[1].split(":")[0] for a in d.args if a.startswith("zone=")), "")
+        if d.name == "limit_req" and zone in zones:
             key, rate = zones[zone]
             if rate is not None and rate < load_rate:
                 burst = next((a[6:] for a in d.args if a.startswith("burst=")), "0")
@@ -619,6 +632,16 @@ def _nginx_mounts(rel: _Release) -> dict[str, Path]:
     if release_conf.is_file():
         mounts[t.paths.nginx_conf] = release_conf
     return mounts
+
+
+def _host_file(mounts: dict[str, Path], in_container: str) -> Path | None:
+    """The workspace file a container path of the nginx test is (a file or directory mount)."""
+    for target, source in sorted(mounts.items(), key=lambda m: -len(m[0])):
+        if in_container == target:
+            return source
+        if in_container.startswith(target.rstrip("/") + "/") and source.is_dir():
+            return source / in_container[len(target.rstrip("/")) + 1 :]
+    return None
 
 
 def _nginx_image(rel: _Release, client: Any) -> str | None:
@@ -698,7 +721,7 @@ def _nginx_test(rel: _Release, review: Review, client: Any) -> str:
     said = said or [ln for ln in output.splitlines() if ln.strip()][-1:]
     for text in said:
         m = re.search(r" in (\S+):(\d+)", text)
-        file, line = (mounts.get(m.group(1)), int(m.group(2))) if m else (None, None)
+        file, line = (_host_file(mounts, m.group(1)), int(m.group(2))) if m else (None, None)
         shown = rel.shown(file) if file else rel.shown(ws.root / t.paths.nginx_release_conf)
         review.add(
             Finding(
@@ -1149,6 +1172,7 @@ def review(
     out = Review(target.name, rel_names)
     client = _docker()
     ws = create_workspace(target)
+    out.run_id = ws.run_id
     try:
         checked: dict[str, _Release] = {}
         for name in rel_names:
@@ -1159,8 +1183,7 @@ def review(
                 continue
             _files_and_images(rel, out, client)
             _settings(rel, out, client)
-            for conf in sorted(set(_nginx_mounts(rel).values())):
-                _nginx_limits(rel, conf, out, load_rate, concurrency)
+            _nginx_limits(rel, _conf_files(_nginx_mounts(rel)), out, load_rate, concurrency)
             if nginx_test and client is not None:
                 out.checked.append(_nginx_test(rel, out, client))
             elif nginx_test:

@@ -56,6 +56,12 @@ def broken(tmp_path_factory: pytest.TempPathFactory) -> Path:
     conf = root / "deploy" / "nginx" / "default.conf"
     _replace(conf, "rate=400r/s", "rate=5r/s")
     _replace(
+        conf,
+        "upstream notes_web {",
+        "limit_conn_zone $binary_remote_addr zone=conns:1m;\n\nupstream notes_web {",
+    )
+    _replace(conf, "    location / {\n", "    location / {\n        limit_conn conns 10;\n")
+    _replace(
         conf, "    client_max_body_size 2m;", "    client_max_body_size 2m;\n    gzip_typo on;"
     )
     compose, target = root / "compose.yaml", root / "target.yaml"
@@ -104,6 +110,12 @@ def test_rate_limit_below_the_drills_load(static: Review, broken: Path) -> None:
     assert found.severity == "error"
     assert "5 r/s" in found.message and "40 r/s" in found.message
     assert "--drill-load-rate" in found.fix
+
+
+def test_connection_limit_below_the_loads_concurrency(static: Review, broken: Path) -> None:
+    conf = broken / "deploy" / "nginx" / "default.conf"
+    found = _find(static, "connection-limit", conf, _line(conf, "limit_conn conns 10;"))
+    assert found.severity == "warning" and "64" in found.message
 
 
 def test_port_on_all_interfaces(static: Review, broken: Path) -> None:
@@ -215,6 +227,42 @@ def test_nginx_t_in_a_throwaway_container(
             all=True, filters={"label": f"io.rollback-drill.pid={os.getpid()}"}
         )
         assert [c.name for c in left if "nginx" in str(c.attrs["Config"].get("Entrypoint"))] == []
+    finally:
+        client.close()
+
+
+def test_host_file_of_a_mounted_directory(tmp_path: Path) -> None:
+    mounts = {"/etc/nginx/conf.d": tmp_path, "/etc/nginx/nginx.conf": tmp_path / "n.conf"}
+    assert readiness._host_file(mounts, "/etc/nginx/conf.d/site.conf") == tmp_path / "site.conf"
+    assert readiness._host_file(mounts, "/etc/nginx/nginx.conf") == tmp_path / "n.conf"
+    assert readiness._host_file(mounts, "/etc/other.conf") is None
+
+
+@pytest.mark.docker
+@pytest.mark.nightly
+def test_started_previous_release(docker_available: None, compose_available: None) -> None:
+    """The example's v1 up (about a minute): its health path answers, the plan's /api/health/
+    does not, every category but WebSocket answers, and the real backup run confirms the
+    plan's missing nginx.conf.backup; nothing of the run is left."""
+    from rollback_drill.stack import docker_client
+
+    result = review(
+        load_target(EXAMPLE / "target.yaml"), nginx_test=False, start=True, releases=["v1"]
+    )
+    checks = REPO_ROOT / "scripts" / "lib" / "checks.sh"
+    health = _find(result, "health-path", checks, _line(checks, "/api/health/"))
+    assert health.severity == "error" and "404" in health.message
+    assert any("GET /healthz -> HTTP 200" in c for c in result.checked)
+    assert any("crud ok, auth ok, admin ok, streaming ok" in c for c in result.checked)
+    script = REPO_ROOT / "scripts" / "rollback-config.sh"
+    backup = _find(result, "backup-name", script, _line(script, "nginx.conf.backup $NGINX_DIR"))
+    assert "confirmed" in backup.message
+    client = docker_client()
+    try:
+        label = {"label": f"io.rollback-drill.run={result.run_id}"}
+        left = [c.name for c in client.containers.list(all=True, filters=label)]
+        left += [v.name for v in client.volumes.list(filters=label)]
+        assert left == []
     finally:
         client.close()
 
