@@ -45,6 +45,7 @@ from typing import Any, Literal
 import yaml
 
 from rollback_drill.compose import Compose
+from rollback_drill.errors import StackError
 from rollback_drill.target import Target
 from rollback_drill.workspace import (
     LABEL,
@@ -255,13 +256,15 @@ def _compose_config(rel: _Release, review: Review) -> None:
     res = compose.run("config", "--format", "json", timeout=60)
     first = rel.shown(ws.root / t.compose_files[0])
     if not res.ok:
+        said = res.tail(1).replace(str(ws.root) + "/", "")
+        line = re.search(r"yaml: line (\d+)", said)
         review.add(
             Finding(
                 "error",
                 "compose-config",
                 first,
-                None,
-                f"docker compose config fails: {res.tail(1)}",
+                int(line.group(1)) if line else None,
+                f"docker compose config fails: {said}",
                 "every phase (each runs docker-compose on these files)",
                 "make `docker compose config` pass with the target's env file",
                 (rel.name,),
@@ -1145,6 +1148,12 @@ def _exists(stack: Any, path: str) -> bool:
 # -- the review ----------------------------------------------------------------------------
 
 
+def _checkout(ws: Workspace, release: str) -> None:
+    """Check a release out without the workspace's hook (the run's override: the review reads
+    the team's own files, and a release whose compose config fails is a finding, not a crash)."""
+    ws.git("-c", "core.hooksPath=/dev/null", "checkout", "-q", "--detach", release)
+
+
 def _docker() -> Any:
     from rollback_drill.errors import EnvironmentProblem
     from rollback_drill.stack import docker_client
@@ -1171,12 +1180,28 @@ def review(
     rel_names = tuple(releases or (target.releases.previous, target.releases.next))
     out = Review(target.name, rel_names)
     client = _docker()
-    ws = create_workspace(target)
+    try:
+        ws = create_workspace(target)
+    except StackError as exc:  # its checkout's hook writes the override: compose config failed
+        out.add(
+            Finding(
+                "error",
+                "compose-config",
+                _shown(target.project_dir / target.compose_files[0]),
+                None,
+                str(exc),
+                "every phase (each runs docker-compose on these files)",
+                "make `docker compose config` pass with the target's env file",
+                (target.releases.previous,),
+            )
+        )
+        out.duration_s = time.monotonic() - started
+        return out
     out.run_id = ws.run_id
     try:
         checked: dict[str, _Release] = {}
         for name in rel_names:
-            ws.checkout(name)
+            _checkout(ws, name)
             rel = checked[name] = _Release(name, target, ws)
             _compose_config(rel, out)
             if not rel.config:
@@ -1202,7 +1227,7 @@ def review(
             _script_services({n for r in checked.values() for n in _services(r)}, out)
             out.checked.append("files the rollback scripts and phases read vs the backup's")
         if start and previous is not None and previous.config:
-            ws.checkout(previous.name)
+            _checkout(ws, previous.name)
             mounted = _nginx_mounted(previous)
             suite = _suite_writes(target, mounted)
             # the suite's own phases read its nginx backup and commit file; the plan's, theirs

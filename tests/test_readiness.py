@@ -162,6 +162,19 @@ def test_missing_build_context_and_bind_mount(static: Review, broken: Path) -> N
     assert mount.severity == "error" and "Phase 3" in mount.breaks
 
 
+def test_a_release_whose_compose_file_does_not_parse(
+    compose_available: None, tmp_path: Path
+) -> None:
+    root = tmp_path / "notes"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("__pycache__"))
+    v2 = root / "releases" / "v2" / "compose.yaml"
+    v2.write_text(v2.read_text() + "  oops: [unclosed\n")
+    result = review(load_target(root / "target.yaml"), nginx_test=False)
+    found = [f for f in result.findings if f.check == "compose-config"]
+    assert [(f.file, f.releases) for f in found] == [(readiness._shown(v2), ("v2",))]
+    assert "failed to parse" in found[0].message and found[0].severity == "error"
+
+
 def test_the_unbroken_example_has_no_rate_limit_or_variable_finding(
     compose_available: None,
 ) -> None:
