@@ -50,12 +50,6 @@ DEFERRED = frozenset({DecisionKind.DEFERRED})
 # 10 % that end (~P91 of a 6-s window of ~48 streams) reached into the unslowed requests and
 # the streaming release took ~11 s to detect (5.0 and 5.6 s with 20 %).
 SLOWED = 0.20
-# check_p95_level: a window whose unslowed requests alone read a P95 above the multiple of
-# the baseline of this rule is a stack slowed by something else than the release -- by itself
-# past the plan's rollback multiple for P95 (2x). (1.5x skipped 4 of 6 windows of one run
-# whose readings matched their models within 2 %: the hybrid stack's unslowed CRUD P95 reads
-# 1.5-1.8x its pre-hybrid baseline for stretches, with no stall.)
-UNSTEADY_RULE = "wsgi_p95_latency"
 
 
 def hybrid(run: DrillRun) -> None:
@@ -246,106 +240,83 @@ def slow_release(run: DrillRun, category: str, factor: float) -> SlowRelease:
     return SlowRelease(fault, category, factor, base, hist, delay_ms)
 
 
-def check_p95_level(
+# How far nginx's measurement of a fault's level may be from the level the fault aims at:
+# P95 multiples relative, error shares in absolute points.
+LEVEL_TOLERANCE = {"p95": 0.20, "error_rate": 0.015}
+
+
+def check_aimed_level(
     run: DrillRun,
-    slow: SlowRelease,
+    metric: str,
+    category: str,
+    aimed: float,
     *,
     since: float,
     window_s: float,
-    record_property: Callable[[str, object], None],
+    record_property: RecordProperty,
     windows: int = 3,
 ) -> None:
-    """The P95 ``slow`` put into its category against the injected one, as multiples of the
-    baseline P95, in ``windows`` steady windows of ``window_s``: the window whose
-    measured/injected ratio is the median one is the comparison.
+    """The level a fault aims at against nginx's own measurement of it (``signals.access_log``
+    of the target: ``$request_time``, ``$status``), never against the load's records alone.
 
-    The injected level is the P95 the slowdown alone makes of the stack as it answers in
-    that same window: the release marks each answer it slowed with the time its slow call
-    really took (``X-Release-Delay-Ms``: ``delay_ms`` plus the oversleep and, in gunicorn,
-    the wait for the GIL after it -- 5-10 % of a CRUD P95 on 2 cores), the window's unmarked
-    requests are the stack without the slowdown, and the model is those latencies with the
-    marked share of them slowed by the delays the release reports. The measured level is the
-    monitor's P95 reading of the window (marked and unmarked together). A stalled second of a
-    2-core host slows both alike, so it no longer moves one side only (modelled on the
-    pre-hybrid baseline's histogram instead, the CRUD level read +3.6 to +25.8 % off).
-    The marked share must be the release's share (a release that slowed other requests than
-    it says is a failed injection), and a median over several windows keeps one stalled
-    window from deciding the comparison.
-
-    A window in which the unslowed requests alone have a P95 above the policy's rollback
-    multiple (``UNSTEADY_RULE``) of the baseline is not a window of "the stack plus the
-    slowdown": something else slowed the whole stack (a stalled host; in 2 of 3 windows of
-    one run the model itself read ~4.6x for a 2.5x release), and there the model's premise
-    fails -- a request sleeping through a stall loses less than the sum of the two, so the
-    measured level read 5-7 % under the model. Such a window is recorded
-    (``unsteady_windows``) and another is read in its place, at most ``windows`` more; fewer
-    than ``windows`` steady ones fail the check.
+    ``metric``: ``p95`` (a multiple of the category's baseline P95, both read from nginx's log:
+    the baseline from the entries ``DrillRun.capture_baseline`` kept) or ``error_rate`` (the
+    share of 5xx answers). Read in ``windows`` consecutive windows of ``window_s`` after
+    ``since``; the median window decides. Recorded: ``aimed_level``, ``measured_level``
+    (nginx), ``generator_level`` (the monitor's reading of the same windows) and the
+    tolerance; the check fails when nginx's level is off the aim by more than the tolerance.
+    Without an access log on the target the level is "not observable on this target" (a
+    property, not a pass of this check).
     """
-    category, base = slow.category, slow.base
-    unsteady_x = run.policy.rule(UNSTEADY_RULE).condition.threshold
-    assert unsteady_x is not None, f"{UNSTEADY_RULE} has no threshold"
-    injected: list[float] = []
+    record_property("aimed_level", aimed)
+    log = run.access_log
+    if log is None or log.missing is not None:
+        why = "no signals.access_log in the target" if log is None else log.missing
+        record_property("level_check", f"not observable on this target: {why}")
+        return
+    base_nginx = None
+    if metric == "p95":
+        base_nginx, n = log.p95(run.access_baseline, category)
+        assert base_nginx, f"nginx logged no {category} request in the baseline window ({n})"
+        base_gen = baseline_value(run, "p95_pre_hybrid", Scope.category(category))
     measured: list[float] = []
-    shares: list[float] = []
-    median_delays: list[float] = []
-    slowed_p50: list[str] = []  # the marked requests' own median vs the model's for them
-    unslowed_x: list[float] = []  # the unslowed P95 of every window read, x baseline
-    ready = since + window_s + 1.0
-    for _ in range(2 * windows):
-        if len(injected) == windows:
-            break
-        sleep_until(ready)
-        now = time.time()
-        start = now - window_s
-        ready = now + window_s
-        p95 = run.source.read(Metric.P95_LATENCY, Scope.category(category), window_s, now)
-        unmarked = run.store.histogram(category, start, now, delayed=False)
-        delays = run.store.delays(category, start, now)  # as the release really slept them
-        marked = sum(n for _, n in delays)
-        total = marked + sum(n for _, n in unmarked)
-        assert p95.has_value and p95.value is not None and marked, "no steady reading"
-        unslowed = releases.weighted_quantile(unmarked, 0.95) / base
-        unslowed_x.append(unslowed)
-        if unslowed > unsteady_x:
-            continue
-        share = marked / total
-        model = releases.slowed_by(unmarked, delays, share)
-        median_delays.append(releases.weighted_quantile(delays, 0.50))
-        marked_p50 = releases.weighted_quantile(
-            run.store.histogram(category, start, now, delayed=True), 0.50
-        )
-        model_p50 = releases.weighted_quantile(releases.slowed_by(unmarked, delays, 1.0), 0.50)
-        slowed_p50.append(f"{marked_p50 * 1000:.2f}/{model_p50 * 1000:.2f}")
-        shares.append(share)
-        injected.append(releases.weighted_quantile(model, 0.95) / base)
-        measured.append(p95.value / base)
-    record_property(
-        "level_windows", [f"{i:.3f}/{m:.3f}" for i, m in zip(injected, measured, strict=True)]
+    generated: list[float] = []
+    counts: list[int] = []
+    end = since + 1.0
+    for _ in range(windows):
+        end += window_s
+        sleep_until(end + 1.0)  # nginx writes a line when the request ends: let it land
+        entries = log.read(end - window_s, end)
+        m = Metric.P95_LATENCY if metric == "p95" else Metric.ERROR_RATE
+        reading = run.source.read(m, Scope.category(category), window_s, end)
+        if metric == "p95":
+            value, n = log.p95(entries, category)
+            assert value is not None and base_nginx, f"nginx logged no {category} request"
+            measured.append(value / base_nginx)
+            generated.append((reading.value or 0.0) / base_gen)
+        else:
+            value, n = log.error_share(entries, category)
+            assert value is not None, f"nginx logged no {category} request"
+            measured.append(value)
+            generated.append(reading.value or 0.0)
+        counts.append(n)
+    order = sorted(range(windows), key=lambda k: measured[k])
+    mid = order[windows // 2]
+    tolerance = LEVEL_TOLERANCE[metric] * (aimed if metric == "p95" else 1.0)
+    record_property("level_instrument", f"nginx access log ({log.format})")
+    record_property("measured_level", round(measured[mid], 4))
+    record_property("generator_level", round(generated[mid], 4))
+    record_property("level_windows_nginx", [round(x, 4) for x in measured])
+    record_property("level_windows_generator", [round(x, 4) for x in generated])
+    record_property("level_window_requests", counts)
+    if base_nginx is not None:
+        record_property("baseline_p95_ms_nginx", round(base_nginx * 1000, 2))
+    record_property("level_tolerance", round(tolerance, 4))
+    assert abs(measured[mid] - aimed) <= tolerance, (
+        f"the fault missed its aim: nginx measured {metric} {measured[mid]:.4f} against the "
+        f"aimed {aimed:.4f} (tolerance {tolerance:.4f}; the load generator read "
+        f"{generated[mid]:.4f})"
     )
-    unsteady = [round(x, 3) for x in unslowed_x if x > unsteady_x]
-    record_property("unsteady_windows", unsteady)
-    record_property("unslowed_p95_x_baseline", [round(x, 3) for x in unslowed_x])
-    assert len(injected) == windows, (
-        f"the stack was not steady: the unslowed {category} requests' P95 was above "
-        f"{unsteady_x}x the baseline in {len(unsteady)} of {len(unslowed_x)} windows"
-    )
-    record_property("marked_shares", [round(x, 4) for x in shares])
-    record_property("median_delay_ms", [round(x * 1000, 3) for x in median_delays])
-    record_property("set_delay_ms", round(slow.delay_ms, 3))
-    record_property("slowed_p50_ms_measured_vs_model", slowed_p50)
-    record_property("baseline_p95_ms", round(base * 1000, 2))
-    record_property("target_factor", slow.factor)
-    # the release slows exactly SLOWED of the requests (a shared counter); a window's edges
-    # cut a few requests either way
-    assert all(abs(x - SLOWED) <= 0.02 for x in shares), (
-        f"the release marked {shares} of {category} as slowed, not {SLOWED}"
-    )
-    # the window whose own measured/injected ratio is the median one: each window's reading
-    # is compared with its own model (medians taken apart pair one window's model with
-    # another's reading)
-    ratios = sorted((m / i, k) for k, (i, m) in enumerate(zip(injected, measured, strict=True)))
-    middle = ratios[len(ratios) // 2][1]
-    check_level(record_property, injected=injected[middle], ratio=False, measured=measured[middle])
 
 
 def check_level(

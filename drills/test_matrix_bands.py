@@ -28,8 +28,8 @@ from ._support import (
     RecordProperty,
     assert_no_decision,
     baseline_value,
+    check_aimed_level,
     check_level,
-    check_p95_level,
     detect,
     faulty_release,
     hybrid,
@@ -109,10 +109,15 @@ def test_error_rate_above_10_percent_is_immediate_rollback(
             budget_s=scale_budget(run, 60),
             record_property=record_property,
         )
-        reading = steady_reading(
-            run, "error_rate", CRUD, since=origin, window_s=window(run, "error_rate")
+        check_aimed_level(
+            run,
+            "error_rate",
+            "crud",
+            share,
+            since=origin,
+            window_s=window(run, "error_rate"),
+            record_property=record_property,
         )
-        check_level(record_property, injected=share, measured=reading.value)
 
 
 def test_error_rate_5_to_10_percent_is_evaluate_in_5_minutes(
@@ -136,10 +141,15 @@ def test_error_rate_5_to_10_percent_is_evaluate_in_5_minutes(
         due_in = deferred.deadline - deferred.time
         record_property("verdict_due_in_s", round(due_in, 2))
         assert due_in == pytest.approx(run.policy.scale(300), abs=0.01)
-        reading = steady_reading(
-            run, "error_rate", CRUD, since=origin, window_s=window(run, "error_rate")
+        check_aimed_level(
+            run,
+            "error_rate",
+            "crud",
+            share,
+            since=origin,
+            window_s=window(run, "error_rate"),
+            record_property=record_property,
         )
-        check_level(record_property, injected=share, measured=reading.value)
         # the band's verdict: the rate still holds at the deadline -> rollback, not before
         assert run.monitor is not None
         verdict = run.monitor.wait_for_decision(
@@ -175,10 +185,15 @@ def test_error_rate_under_5_percent_is_monitor_closely(
             budget_s=scale_budget(run, 60),
             record_property=record_property,
         )
-        reading = steady_reading(
-            run, "error_rate", CRUD, since=origin, window_s=window(run, "error_rate")
+        check_aimed_level(
+            run,
+            "error_rate",
+            "crud",
+            share,
+            since=origin,
+            window_s=window(run, "error_rate"),
+            record_property=record_property,
         )
-        check_level(record_property, injected=share, measured=reading.value)
         for rule in ("error_rate", "error_rate_evaluate"):
             assert_no_decision(run, rule, observe_s=1.0, record_property=lambda *a: None)
 
@@ -201,9 +216,11 @@ def test_p95_above_2x_baseline_is_immediate_rollback(
             budget_s=scale_budget(run, 60),
             record_property=record_property,
         )
-        check_p95_level(
+        check_aimed_level(
             run,
-            slow,
+            "p95",
+            slow.category,
+            slow.factor,
             since=origin,
             window_s=window(run, "wsgi_p95_latency", 2),
             record_property=record_property,
@@ -235,9 +252,11 @@ def test_p95_1_5_to_2x_baseline_is_evaluate_in_10_minutes(
         due_in = found.decision.deadline - found.decision.time
         record_property("verdict_due_in_s", round(due_in, 2))
         assert due_in == pytest.approx(run.policy.scale(600), abs=0.01)
-        check_p95_level(
+        check_aimed_level(
             run,
-            slow,
+            "p95",
+            slow.category,
+            slow.factor,
             since=origin,
             window_s=window(run, "performance_degradation", 2),
             record_property=record_property,

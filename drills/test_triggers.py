@@ -30,8 +30,8 @@ from rollback_drill.traffic import Category
 from ._support import (
     RecordProperty,
     baseline_value,
+    check_aimed_level,
     check_level,
-    check_p95_level,
     detect,
     faulty_release,
     hybrid,
@@ -71,10 +71,15 @@ def test_error_rate(drill_run: DrillRun, record_property: RecordProperty) -> Non
             budget_s=scale_budget(run, 60),
             record_property=record_property,
         )
-        reading = steady_reading(
-            run, "error_rate", CRUD, since=origin, window_s=window(run, "error_rate")
+        check_aimed_level(
+            run,
+            "error_rate",
+            "crud",
+            share,
+            since=origin,
+            window_s=window(run, "error_rate"),
+            record_property=record_property,
         )
-        check_level(record_property, injected=share, measured=reading.value)
 
 
 def test_service_unavailable(drill_run: DrillRun, record_property: RecordProperty) -> None:
@@ -177,9 +182,11 @@ def test_wsgi_p95_latency(drill_run: DrillRun, record_property: RecordProperty) 
             budget_s=scale_budget(run, 60),
             record_property=record_property,
         )
-        check_p95_level(
+        check_aimed_level(
             run,
-            slow,
+            "p95",
+            slow.category,
+            slow.factor,
             since=origin,
             window_s=window(run, "wsgi_p95_latency", 2),
             record_property=record_property,
@@ -298,9 +305,11 @@ def test_performance_degradation(drill_run: DrillRun, record_property: RecordPro
             budget_s=scale_budget(run, 60),
             record_property=record_property,
         )
-        check_p95_level(
+        check_aimed_level(
             run,
-            slow,
+            "p95",
+            slow.category,
+            slow.factor,
             since=origin,
             window_s=window(run, "performance_degradation", 2),
             record_property=record_property,

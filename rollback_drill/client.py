@@ -16,13 +16,12 @@ import httpx
 from websockets.sync.client import connect as ws_connect
 
 from rollback_drill.errors import TargetError
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+from rollback_drill.signals._net import is_loopback_host
 
 
 def require_loopback(url: str) -> None:
     host = urlsplit(url).hostname or ""
-    if host not in LOOPBACK and not host.startswith("127."):
+    if not is_loopback_host(host):
         raise TargetError(f"{url}: traffic goes only to loopback addresses, not {host}")
 
 

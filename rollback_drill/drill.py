@@ -33,8 +33,10 @@ from rollback_drill.load import LoadConfig, LoadGenerator, LoadStats
 from rollback_drill.monitor import LiveSource, Monitor, app_metrics_source
 from rollback_drill.pauses import GcPauses
 from rollback_drill.policy import Policy
+from rollback_drill.recording import Recorder, recording_path
 from rollback_drill.records import RecordStore
 from rollback_drill.report import Timeline
+from rollback_drill.signals.access_log import AccessEntry, AccessLog
 from rollback_drill.signals.docker_events import DockerEventsCollector
 from rollback_drill.signals.docker_stats import DockerStatsCollector
 from rollback_drill.signals.redis_info import RedisInfoCollector
@@ -123,7 +125,8 @@ class DrillRun:
         self.journal = journal
         self.rate = rate
         self.tick_s = tick_s
-        self.store = RecordStore()
+        self.recorder = Recorder()  # what the monitor reads, for replay (``recording``)
+        self.store = self.recorder.store()
         self.ledger = Ledger()
         self.timeline = Timeline()
         s = stack.target.services
@@ -140,6 +143,19 @@ class DrillRun:
             services=stack.target.services.model_dump(),
         )
         self.app_metrics = app_metrics_source(self.source, stack.target, stack.base_url)
+        self.recorder.attach(self.source)
+        # nginx's own log: the instrument that proves a fault's level (None: not on this target)
+        spec = stack.target.signals.access_log
+        self.access_log = (
+            None
+            if spec is None
+            else AccessLog(
+                lambda: stack.containers(stack.target.service(spec.service)),
+                spec.format,
+                stack.target.traffic,
+            )
+        )
+        self.access_baseline: list[AccessEntry] = []  # its entries of the baseline window
         self.baseline: Baseline | None = None
         self.baseline_at = 0.0  # when the baseline was captured (its windows end there)
         self.backups: BackupSet | None = None
@@ -153,6 +169,7 @@ class DrillRun:
     def __enter__(self) -> DrillRun:
         try:
             self.gc.start()
+            self._stack.callback(self._write_recording)  # last: after the monitor stopped
             self._stack.callback(self._journal_gc)
             for collector in (self.events, self.stats, self.redis, self.tickets, self.app_metrics):
                 if collector is None:
@@ -202,6 +219,14 @@ class DrillRun:
             tracked_objects=len(gc.get_objects()),
         )
 
+    def _write_recording(self) -> None:
+        """The recording of what the monitor read, beside the journal (``replay`` reads it)."""
+        path = recording_path(self.journal, self.recorder.notes.get("drill"))
+        if path is None or self.recorder.policy is None:
+            return  # no journal file, or no baseline: nothing was judged
+        written = self.recorder.write(path, self.journal)
+        self.journal.event("recording", "written", path=str(path), **written)
+
     @contextlib.contextmanager
     def probes(self, interval_s: float = 1.0) -> Iterator[dict[str, ProbeLoop]]:
         """The integrity and security probes (``faults.probes.probe_loops``, as ``watch``
@@ -246,7 +271,11 @@ class DrillRun:
             interval_s=0.5,
         )
         self.baseline_at = time.time()
-        self.baseline = Baseline.capture(self.policy, self.source, self.baseline_at)
+        self.baseline = self.recorder.capture_baseline(self.policy, self.source, self.baseline_at)
+        if self.access_log is not None:  # read now: a deployment may recreate nginx
+            self.access_baseline = self.access_log.read(
+                self.baseline_at - longest, self.baseline_at
+            )
         self.journal.event(
             "baseline",
             "captured",
@@ -278,6 +307,8 @@ class DrillRun:
                 tick_s=self.tick_s,
                 deployed_at=at,
             )
+            self.monitor.recorder = self.recorder
+            self.recorder.monitor_started(self.policy, at)
             self.monitor.start()
             self._stack.callback(self.monitor.stop)
         return self.monitor

@@ -48,7 +48,6 @@ or ``stats = await LoadGenerator(config).run(duration_s=30)``.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import math
 import time
 from collections.abc import Mapping
@@ -63,6 +62,7 @@ from rollback_drill.http1 import Http1Pool
 from rollback_drill.ledger import Ledger
 from rollback_drill.profile import TrafficProfile
 from rollback_drill.records import Outstanding, RecordStore, RequestRecord
+from rollback_drill.signals._net import is_loopback_host
 from rollback_drill.timer import PreciseTimer
 from rollback_drill.traffic import Category, Credentials, Mix
 
@@ -83,16 +83,11 @@ def require_loopback(base_url: str) -> str:
     host = parts.hostname or ""
     if parts.scheme != "http":
         raise TargetError(f"load target {base_url!r}: scheme must be http (loopback, no TLS)")
-    if host != "localhost":
-        try:
-            loopback = ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = False
-        if not loopback:
-            raise TargetError(
-                f"load target {base_url!r}: host {host!r} is not loopback "
-                "(only 127.0.0.0/8, ::1 or localhost may receive drill traffic)"
-            )
+    if not is_loopback_host(host):
+        raise TargetError(
+            f"load target {base_url!r}: host {host!r} is not loopback "
+            "(only 127.0.0.0/8, ::1 or localhost may receive drill traffic)"
+        )
     return base_url.rstrip("/")
 
 

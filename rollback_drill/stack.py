@@ -19,7 +19,6 @@ import json
 import os
 import re
 import signal
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,14 +27,14 @@ from typing import Any
 
 import docker
 import docker.errors
-import requests.exceptions
 from testcontainers.compose import DockerCompose
 
 from rollback_drill.compose import CommandResult, Compose
-from rollback_drill.errors import EnvironmentProblem, StackError
+from rollback_drill.errors import StackError
 from rollback_drill.journal import Journal
 from rollback_drill.override import OVERRIDE_FILE, write_override
 from rollback_drill.preflight import check_compose, check_pinned_ports
+from rollback_drill.signals._docker import docker_client
 from rollback_drill.target import Target
 from rollback_drill.wait import wait_for, wait_until
 from rollback_drill.workspace import LABEL, PID_LABEL, RUN_LABEL, Workspace
@@ -57,31 +56,6 @@ class _ProjectCompose(DockerCompose):
     def stop(self, down: bool = True) -> None:
         if self.on_down is not None:
             self.on_down()
-
-
-def docker_client() -> docker.DockerClient:
-    """A Docker client, or :class:`EnvironmentProblem` in one line when no daemon answers.
-
-    The daemon is pinged first by a client with a fixed API version: one negotiating its
-    version fails inside its constructor and leaks its connection (a ResourceWarning)."""
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    if host.startswith("unix://"):  # docker-py leaks the socket of a failed unix connect
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(10)
-            try:
-                sock.connect(host.removeprefix("unix://"))
-            except OSError as exc:
-                reason = exc.strerror or type(exc).__name__
-                raise EnvironmentProblem(
-                    f"Docker daemon not reachable at {host} ({reason})"
-                ) from None
-    try:
-        with contextlib.closing(docker.from_env(version="1.24", timeout=30)) as probe:
-            probe.ping()
-        return docker.from_env(timeout=30)
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        raise EnvironmentProblem(f"Docker daemon not reachable at {host} ({reason})") from None
 
 
 class Stack:

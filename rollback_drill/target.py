@@ -167,8 +167,18 @@ class Metrics(_Strict):
         return self.cache_hits, self.cache_misses
 
 
+class AccessLogSpec(_Strict):
+    """nginx's access log, an instrument independent of the load generator (the drills prove
+    a fault's aimed level with it): the role or service whose container output holds it, and
+    the ``log_format`` it is written in, copied from the nginx config."""
+
+    service: str = "nginx"
+    format: str = Field(min_length=1)
+
+
 class Signals(_Strict):
     metrics: Metrics | None = None
+    access_log: AccessLogSpec | None = None
 
 
 class Target(_Strict):

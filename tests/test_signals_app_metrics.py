@@ -10,12 +10,10 @@ from typing import Any
 import pytest
 
 from rollback_drill.errors import TargetError
-from rollback_drill.signals import app_metrics
 from rollback_drill.signals.app_metrics import (
     AppMetricsCollector,
     check_loopback_url,
     parse_metrics,
-    parse_minimal,
 )
 from rollback_drill.wait import wait_for
 
@@ -78,27 +76,11 @@ def fake_app() -> Iterator[FakeApp]:
         app.close()
 
 
-def test_both_parsers_read_the_app_exposition_alike() -> None:
-    text = EXPOSITION.format(ok=10, err=1, redis=3)
-    minimal = [s for s in parse_minimal(text) if not s.name.endswith("_created")]
-    assert parse_metrics(text) == minimal
-    assert ("app_requests_total", {"status": "500", "served_by": "asgi"}, 1.0) in minimal
-    assert len(minimal) == 7
-
-
-def test_minimal_parser_edge_cases() -> None:
-    text = 'm{a="x\\"y",b="c\\\\d"} +Inf 1700000000000\nn NaN\n'
-    (m, n) = parse_minimal(text)
-    assert m.labels == {"a": 'x"y', "b": "c\\d"}
-    assert m.value == float("inf")
-    assert n.value != n.value  # NaN
-    with pytest.raises(ValueError, match="line 1"):
-        parse_minimal("not a sample line\n")
-
-
-def test_parse_falls_back_to_the_minimal_parser(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(app_metrics, "_parse", parse_minimal)
-    assert len(parse_metrics(EXPOSITION.format(ok=1, err=1, redis=1))) == 7
+def test_the_app_exposition_is_parsed_by_prometheus_client() -> None:
+    samples = parse_metrics(EXPOSITION.format(ok=10, err=1, redis=3))
+    assert ("app_requests_total", {"status": "500", "served_by": "asgi"}, 1.0) in samples
+    assert len(samples) == 7
+    assert not any(s.name.endswith("_created") for s in samples)
 
 
 @pytest.mark.parametrize(

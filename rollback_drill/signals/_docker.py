@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import math
+import contextlib
 import os
 import socket
 from collections.abc import Mapping
 from typing import Any
 
 import docker
+import docker.errors
+import requests.exceptions
+
+from rollback_drill.errors import EnvironmentProblem
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -26,33 +30,41 @@ def service_of(labels: Mapping[str, str] | None) -> str:
     return (labels or {}).get(SERVICE_LABEL, "")
 
 
-def new_client() -> DockerClient:
-    """A client from the environment (``DOCKER_HOST``...), the collector's to close."""
-    return docker.from_env()
+def docker_client() -> DockerClient:
+    """The suite's one Docker client factory: a client, or :class:`EnvironmentProblem` in one
+    line when no daemon answers.
 
-
-def daemon_problem(timeout: float = 5.0) -> str | None:
-    """``None`` when a Docker daemon answers at ``DOCKER_HOST``, else why not, in one line.
-
-    A unix socket is probed first with a socket closed here: the SDK leaks the socket of a
-    failed connection, which a ``filterwarnings = error`` test run turns into a failure.
-    """
+    A unix socket is probed first with a socket closed here (docker-py leaks the socket of a
+    failed connect, which a ``filterwarnings = error`` run turns into a failure), then the
+    daemon is pinged by a client with a fixed API version: one negotiating its version fails
+    inside its constructor and leaks its connection (a ResourceWarning)."""
     host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     if host.startswith("unix://"):
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-                probe.settimeout(timeout)
-                probe.connect(host.removeprefix("unix://"))
-        except OSError as exc:
-            return f"no Docker daemon answers at {host}: {exc.strerror or exc}"
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(10)
+            try:
+                sock.connect(host.removeprefix("unix://"))
+            except OSError as exc:
+                reason = exc.strerror or type(exc).__name__
+                raise EnvironmentProblem(
+                    f"Docker daemon not reachable at {host} ({reason})"
+                ) from None
     try:
-        client = docker.from_env(timeout=math.ceil(timeout))
-    except Exception as exc:
-        return f"no Docker daemon answers at {host}: {type(exc).__name__}"
+        with contextlib.closing(docker.from_env(version="1.24", timeout=30)) as probe:
+            probe.ping()
+        return docker.from_env(timeout=30)
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise EnvironmentProblem(f"Docker daemon not reachable at {host} ({reason})") from None
+
+
+new_client = docker_client  # the collectors' name for it: each closes its own
+
+
+def daemon_problem() -> str | None:
+    """``None`` when a Docker daemon answers at ``DOCKER_HOST``, else why not, in one line."""
     try:
-        client.ping()
-    except Exception as exc:
-        return f"no Docker daemon answers at {host}: {type(exc).__name__}"
-    finally:
-        client.close()
+        docker_client().close()
+    except EnvironmentProblem as exc:
+        return str(exc)
     return None

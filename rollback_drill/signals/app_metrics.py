@@ -15,18 +15,17 @@ Per target, Prometheus-style: ``up`` (1 = scrape parsed, 0 = failed), ``scrape_d
 and ``scrape_failures`` (one sample of 1.0 per failed scrape); the failure's message goes to
 ``errors``. Scrape failures are data, never exceptions.
 
-Parsing uses ``prometheus_client.parser`` when it is installed, else :func:`parse_minimal`,
-which reads the plain text format (``name{labels} value [timestamp]``) that the app serves.
+Parsing is ``prometheus_client.parser``'s (a dependency).
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from rollback_drill.errors import TargetError
 from rollback_drill.signals._net import is_loopback_host
@@ -38,7 +37,6 @@ __all__ = [
     "ParsedSample",
     "check_loopback_url",
     "parse_metrics",
-    "parse_minimal",
 ]
 
 
@@ -48,53 +46,14 @@ class ParsedSample(NamedTuple):
     value: float
 
 
-_SAMPLE = re.compile(
-    r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>.*)\})?\s+(?P<value>\S+)(?:\s+\S+)?$"
-)
-_LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*,?')
-_UNESCAPE = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
-
-
-def parse_minimal(text: str) -> list[ParsedSample]:
-    """Samples of the Prometheus text format (comments, ``# TYPE``, ``# HELP`` ignored)."""
-    samples = []
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        m = _SAMPLE.match(line)
-        if m is None:
-            raise ValueError(f"line {lineno}: not a metric sample: {line[:80]!r}")
-        labels = {
-            k: re.sub(r"\\[\\\"n]", lambda e: _UNESCAPE[e.group()], v)
-            for k, v in _LABEL.findall(m.group("labels") or "")
-        }
-        samples.append(ParsedSample(m.group("name"), labels, float(m.group("value"))))
-    return samples
-
-
-def _parse_with_prometheus_client() -> Callable[[str], list[ParsedSample]] | None:
-    try:
-        from prometheus_client.parser import text_string_to_metric_families
-    except ImportError:
-        return None
-
-    def parse(text: str) -> list[ParsedSample]:
-        return [
-            ParsedSample(s.name, dict(s.labels), float(s.value))
-            for family in text_string_to_metric_families(text)
-            for s in family.samples
-        ]
-
-    return parse
-
-
-_parse = _parse_with_prometheus_client() or parse_minimal
-
-
 def parse_metrics(text: str) -> list[ParsedSample]:
-    """Parse an exposition with the best parser available; ``*_created`` samples dropped."""
-    return [s for s in _parse(text) if not s.name.endswith("_created")]
+    """Samples of an exposition (``prometheus_client``'s parser); ``*_created`` samples dropped."""
+    return [
+        ParsedSample(s.name, dict(s.labels), float(s.value))
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if not s.name.endswith("_created")
+    ]
 
 
 def check_loopback_url(url: str) -> str:
