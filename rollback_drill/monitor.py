@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from rollback_drill.baseline import Baseline
 from rollback_drill.decisions import Decision, Reading
@@ -36,6 +37,9 @@ from rollback_drill.signals.series import DEFAULT_CLOCK, Clock
 from rollback_drill.signals.tickets import TicketCollector
 from rollback_drill.target import Target
 from rollback_drill.wait import wait_for
+
+if TYPE_CHECKING:
+    from rollback_drill.recording import Recorder
 
 ERROR_OUTCOMES = (Outcome.SERVER_ERROR, Outcome.CONNECT_ERROR, Outcome.TIMEOUT)
 NO_DATA = Reading(None, 0)
@@ -211,11 +215,15 @@ class Monitor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
+        self.recorder: Recorder | None = None  # records each tick's inputs (a drill's replay)
 
     def tick(self, now: float | None = None) -> list[Decision]:
         cpu0 = time.thread_time()
         with self._lock:
-            new = self.evaluator.tick(time.time() if now is None else now, self.source)
+            if self.recorder is not None:
+                new = self.recorder.tick(self.evaluator, self.source, now)
+            else:
+                new = self.evaluator.tick(time.time() if now is None else now, self.source)
             self.decisions.extend(new)
             self.ticks += 1
             self.cpu_s += time.thread_time() - cpu0
