@@ -193,8 +193,14 @@ def detect(
     record_property("threshold", _num(threshold) if not isinstance(threshold, list) else threshold)
     record_property("time_to_detect_s", round(ttd, 2))
     record_property("detect_budget_s", round(budget_s, 1))
-    assert str(decision.severity) == verdict.severity, decision.message
-    assert str(decision.action) == verdict.action, decision.message
+    assert str(decision.severity) == verdict.severity, (
+        f"the policy gives {trigger} severity {decision.severity}, the plan says "
+        f"{verdict.severity} ({decision.message})"
+    )
+    assert str(decision.action) == verdict.action, (
+        f"the policy gives {trigger} the action {decision.action}, the plan says "
+        f"{verdict.action} ({decision.message})"
+    )
     assert ttd <= budget_s, f"{trigger} detected in {ttd:.1f} s, budget {budget_s:.1f} s"
     return Detection(decision, origin, ttd)
 

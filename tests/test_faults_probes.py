@@ -10,8 +10,8 @@ import pytest
 from rollback_drill.errors import ProbeError, TargetError
 from rollback_drill.faults.probes import ProbeLoop, SecurityProbe
 from rollback_drill.journal import Journal
-from rollback_drill.wait import wait_for
 from rollback_drill.monitor import Findings
+from rollback_drill.wait import wait_for
 
 SECRET = "s3cr3t-value"
 PROTECTED = ("/api/sessions/?limit=1", "/api/models/", "/api/auth/me/")
@@ -82,22 +82,42 @@ def test_a_probe_that_raised_fails_the_block_naming_its_error() -> None:
     def probe() -> int:
         raise ConnectionError("nginx refused")
 
-    with pytest.raises(
-        ProbeError, match=r"integrity probe raised in \d+ of \d+ runs.*nginx refused"
+    with (
+        pytest.raises(
+            ProbeError, match=r"integrity probe raised in \d+ of \d+ runs.*nginx refused"
+        ),
+        ProbeLoop("integrity", probe, Findings(), interval_s=0.01, journal=journal) as loop,
     ):
-        with ProbeLoop("integrity", probe, Findings(), interval_s=0.01, journal=journal) as loop:
-            wait_for(lambda: loop.errors, bool, timeout_s=5, what="a probe error")
+        wait_for(lambda: loop.errors, bool, timeout_s=5, what="a probe error")
     assert any(e.kind == "probe_error" for e in journal.events)
 
 
-def test_the_error_that_ended_the_block_is_not_hidden_by_the_probes() -> None:
-    def probe() -> int:
-        raise ConnectionError("db down")
+def test_the_error_that_ended_the_block_is_not_hidden_by_a_probe_that_also_ran() -> None:
+    answers = iter([0])
 
-    with pytest.raises(KeyError):
-        with ProbeLoop("integrity", probe, Findings(), interval_s=0.01) as loop:
-            wait_for(lambda: loop.errors, bool, timeout_s=5, what="a probe error")
-            raise KeyError("the drill's own failure")
+    def probe() -> int:
+        return next(answers)  # one run, then StopIteration on every later one
+
+    with (
+        pytest.raises(KeyError) as raised,
+        ProbeLoop("integrity", probe, Findings(), interval_s=0.01) as loop,
+    ):
+        wait_for(lambda: loop.errors, bool, timeout_s=5, what="a probe error")
+        raise KeyError("the drill's own failure")
+    assert any("integrity probe raised" in note for note in raised.value.__notes__)
+
+
+def test_a_probe_that_never_ran_is_why_the_block_failed() -> None:
+    def probe() -> int:
+        raise ConnectionError("relation chat_sessionx does not exist")
+
+    with (
+        pytest.raises(ProbeError, match="chat_sessionx") as raised,
+        ProbeLoop("integrity", probe, Findings(), interval_s=0.01) as loop,
+    ):
+        wait_for(lambda: loop.errors, bool, timeout_s=5, what="a probe error")
+        raise TimeoutError("no data_corruption decision")
+    assert isinstance(raised.value.__cause__, TimeoutError)
 
 
 def test_a_lenient_loop_only_keeps_its_errors() -> None:

@@ -197,12 +197,17 @@ class ProbeLoop:
     def __enter__(self) -> ProbeLoop:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
         try:
             self.stop()
-        except ProbeError:
-            if exc_type is None:  # never hide the exception that ended the block
+        except ProbeError as probe_error:
+            if exc is None:
                 raise
+            if self.runs == 0:  # it never gave evidence: that is why the block failed
+                raise probe_error from exc
+            exc.add_note(str(probe_error))  # else never hide what ended the block
 
 
 def probe_loops(
