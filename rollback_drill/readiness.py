@@ -1195,6 +1195,8 @@ def review(
                 (target.releases.previous,),
             )
         )
+        if client is not None:
+            client.close()
         out.duration_s = time.monotonic() - started
         return out
     out.run_id = ws.run_id
@@ -1224,7 +1226,9 @@ def review(
         if previous is not None:
             reads = _backups(previous, out)
             _health_paths(target, out)
-            _script_services({n for r in checked.values() for n in _services(r)}, out)
+            services = {n for r in checked.values() for n in _services(r)}
+            if services:  # else no compose config resolved: that is the finding
+                _script_services(services, out)
             out.checked.append("files the rollback scripts and phases read vs the backup's")
         if start and previous is not None and previous.config:
             _checkout(ws, previous.name)
@@ -1237,10 +1241,11 @@ def review(
                 sorted({suite[0], *(r for r in suite if "pre-migration-commit" in r), *reads}),
                 target_file,
             )
-        elif not start:
+        else:
+            why = "--no-start" if not start else "its compose config does not resolve"
             out.checked.append(
                 f"{target.releases.previous} started (health paths, traffic profile, backup "
-                "procedure run): not checked (--no-start)"
+                f"procedure run): not checked ({why})"
             )
     finally:
         ws.remove()

@@ -169,7 +169,7 @@ def test_a_release_whose_compose_file_does_not_parse(
     shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("__pycache__"))
     v2 = root / "releases" / "v2" / "compose.yaml"
     v2.write_text(v2.read_text() + "  oops: [unclosed\n")
-    result = review(load_target(root / "target.yaml"), nginx_test=False)
+    result = review(load_target(root / "target.yaml"), nginx_test=False, releases=["v2"])
     found = [f for f in result.findings if f.check == "compose-config"]
     assert [(f.file, f.releases) for f in found] == [(readiness._shown(v2), ("v2",))]
     assert "failed to parse" in found[0].message and found[0].severity == "error"
@@ -186,7 +186,7 @@ def test_the_unbroken_example_has_no_rate_limit_or_variable_finding(
 
 
 def test_reference_lists_the_plans_backup_name_mismatch(compose_available: None) -> None:
-    result = review(load_target(REFERENCE_TARGET), nginx_test=False)
+    result = review(load_target(REFERENCE_TARGET), nginx_test=False, releases=["pre-hybrid"])
     scripts = REPO_ROOT / "scripts"
     for script in ("rollback-config.sh", "rollback-full.sh"):
         path = scripts / script
@@ -282,19 +282,38 @@ def test_started_previous_release(docker_available: None, compose_available: Non
 
 @pytest.mark.docker
 def test_command_exits_not_ready_with_json(
-    docker_available: None, broken: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    docker_available: None,
+    static: Review,
+    broken: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The command's plumbing (the review itself is the tests above): flags, findings printed,
+    JSON written, exit status 22."""
     from rollback_drill.cli import main
 
+    asked: dict[str, object] = {}
+
+    def fake_review(target: Target, **kwargs: object) -> Review:
+        asked.update(kwargs, target=target.name)
+        return static
+
+    monkeypatch.setattr(readiness, "review", fake_review)
     out = tmp_path / "readiness.json"
-    code = main(
-        ["check-target", str(broken / "target.yaml"), "--deep", "--no-start", "--json", str(out)]
-    )
+    argv = ["check-target", str(broken / "target.yaml"), "--deep", "--no-start", "--json", str(out)]
+    code = main([*argv, "--load-rate", "12"])
     assert code == NotReady.exit_code
+    assert asked == {
+        "target": "notes-example",
+        "start": False,
+        "load_rate": 12.0,
+        "target_file": broken / "target.yaml",
+    }
     data = json.loads(out.read_text())
-    assert {"nginx-t", "rate-limit", "unset-variable", "container-name"} <= {
+    assert {"rate-limit", "unset-variable", "container-name"} <= {
         f["check"] for f in data["findings"]
     }
     said = capsys.readouterr()
-    assert "not checked (--no-start)" in said.out
+    assert "not checked (--no-start)" in said.out and "compose.yaml:" in said.out
     assert "not ready for a rollback drill" in said.err
