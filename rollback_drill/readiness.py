@@ -1268,11 +1268,17 @@ def check_deep(
 ) -> Review:
     """``check-target --deep``: review, print (``emit``), write ``json_path``; raises
     :class:`~rollback_drill.errors.NotReady` (one line) when any finding is an error."""
-    from rollback_drill.errors import NotReady
+    from rollback_drill.errors import DrillError, NotReady
     from rollback_drill.target import load_target
 
-    if load_rate is None:
-        load_rate = float(os.environ.get("RBD_LOAD_RATE") or DEFAULT_LOAD_RATE)
+    source = "--load-rate" if load_rate is not None else "RBD_LOAD_RATE"
+    raw = str(load_rate) if load_rate is not None else os.environ.get("RBD_LOAD_RATE", "")
+    try:
+        load_rate = float(raw) if raw else DEFAULT_LOAD_RATE
+    except ValueError:
+        load_rate = 0.0
+    if not 0 < load_rate < float("inf"):
+        raise DrillError(f"{source} {raw!r}: the drill's load rate is a number of requests/s > 0")
     result = review(load_target(path), start=start, load_rate=load_rate, target_file=path)
     for line in result.lines():
         emit(line)

@@ -317,3 +317,13 @@ def test_command_exits_not_ready_with_json(
     said = capsys.readouterr()
     assert "not checked (--no-start)" in said.out and "compose.yaml:" in said.out
     assert "not ready for a rollback drill" in said.err
+
+
+def test_a_bad_load_rate_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rollback_drill.errors import DrillError
+
+    monkeypatch.setenv("RBD_LOAD_RATE", "fast")
+    with pytest.raises(DrillError, match="RBD_LOAD_RATE 'fast'"):
+        readiness.check_deep(EXAMPLE / "target.yaml", start=False)
+    with pytest.raises(DrillError, match="--load-rate '-3.0'"):
+        readiness.check_deep(EXAMPLE / "target.yaml", start=False, load_rate=-3.0)
