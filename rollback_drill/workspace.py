@@ -108,7 +108,7 @@ class Workspace:
 
 def _git(cwd: Path, *args: str) -> str:
     identity = ["-c", "user.name=rollback-drill", "-c", "user.email=drill@localhost"]
-    cmd = [release_refs.git_binary(), *identity, "-c", "commit.gpgsign=false", *args]
+    cmd = [release_refs.git_binary(), *identity, *args]
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise StackError(f"git {' '.join(args)} failed: {proc.stderr.strip().splitlines()[-1:]}")
@@ -174,13 +174,27 @@ def _install_override_hook(root: Path) -> None:
     hook.chmod(0o755)
 
 
+def _init(root: Path) -> None:
+    """A repository of the run's own: no template of the user's (``init.templateDir`` hooks),
+    its hooks in its own ``.git/hooks`` whatever a global ``core.hooksPath`` says (the override
+    follows checkouts by one of them), commits and tags never signed."""
+    _git(root, "init", "-q", "-b", "main", "--template=")
+    for key, value in (
+        ("core.hooksPath", ".git/hooks"),
+        ("commit.gpgSign", "false"),
+        ("tag.gpgSign", "false"),
+    ):
+        _git(root, "config", key, value)
+    (root / ".git" / "info").mkdir(exist_ok=True)
+
+
 def _releases_from_overlays(target: Target, root: Path) -> None:
     """``previous``: the project directory as it is on disk (minus ``exclude``); ``next``: its
     overlay copied on top."""
     rel = target.releases
     _copy_tree(target.project_dir, root, set(rel.exclude))
     (root / ".gitignore").write_text(f"{target.env_file}\n*.backup\n__pycache__/\n{STATE_DIR}/\n")
-    _git(root, "init", "-q", "-b", "main")
+    _init(root)
     mark_release(root, rel.marker_file, rel.previous)
     _git(root, "add", "-A")
     _git(root, "commit", "-q", "-m", f"release {rel.previous}")
@@ -201,10 +215,10 @@ def _releases_from_git(target: Target, root: Path) -> None:
     subdir = target.release_subdir
     refs = [rel.previous, rel.next]
     releases = release_refs.read_releases(rel.repository, subdir, refs, list(target.compose_files))
-    _git(root, "init", "-q", "-b", "main")
-    exclude = root / ".git" / "info" / "exclude"
-    exclude.parent.mkdir(parents=True, exist_ok=True)
-    exclude.write_text(f"/{target.env_file}\n*.backup\n__pycache__/\n/{STATE_DIR}/\n")
+    _init(root)
+    (root / ".git" / "info" / "exclude").write_text(
+        f"/{target.env_file}\n*.backup\n__pycache__/\n/{STATE_DIR}/\n"
+    )
     release_refs.copy_trees(rel.repository, [r.tree for r in releases], root)
     dropped = [*rel.exclude, target.env_file]
     for release in releases:

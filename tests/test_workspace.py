@@ -8,6 +8,7 @@ from team_repo import NOTES, git, make_team_repo, snapshot, write_target
 
 from rollback_drill.errors import TargetError
 from rollback_drill.faults.release import build_release
+from rollback_drill.override import OVERRIDE_FILE
 from rollback_drill.target import load_target
 from rollback_drill.workspace import create_workspace
 
@@ -203,5 +204,32 @@ def test_project_dir_at_the_top_of_the_repository(tmp_path: Path) -> None:
             == git(team, "rev-parse", "v2:compose.yaml").strip()
         )
         assert "README.md" not in ws.git("ls-files").split()
+    finally:
+        ws.remove()
+
+
+@pytest.mark.parametrize("form", ["overlays", "git refs"])
+def test_the_users_global_git_config_stays_out(
+    form: str, team: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A global ``core.hooksPath``, signing, and a template whose pre-commit hook refuses: the
+    run's repository has none of them, and its own post-checkout hook still writes the
+    override after a checkout."""
+    template = tmp_path / "template" / "hooks"
+    template.mkdir(parents=True)
+    (template / "pre-commit").write_text("#!/bin/sh\nexit 1\n")
+    (template / "pre-commit").chmod(0o755)
+    config = tmp_path / "gitconfig"
+    config.write_text(
+        f"[init]\n\ttemplateDir = {template.parent}\n[core]\n\thooksPath = {tmp_path}/nowhere\n"
+        "[commit]\n\tgpgSign = true\n[tag]\n\tgpgSign = true\n"
+    )
+    target = load_target(write_target(team) if form == "git refs" else REFERENCE_TARGET)
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
+    ws = create_workspace(target, base=tmp_path)
+    try:
+        (ws.root / OVERRIDE_FILE).unlink()
+        ws.checkout(target.releases.next)
+        assert (ws.root / OVERRIDE_FILE).is_file()
     finally:
         ws.remove()
