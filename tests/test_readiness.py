@@ -325,5 +325,5 @@ def test_a_bad_load_rate_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RBD_LOAD_RATE", "fast")
     with pytest.raises(DrillError, match="RBD_LOAD_RATE 'fast'"):
         readiness.check_deep(EXAMPLE / "target.yaml", start=False)
-    with pytest.raises(DrillError, match="--load-rate '-3.0'"):
+    with pytest.raises(DrillError, match=r"--load-rate '-3\.0'"):
         readiness.check_deep(EXAMPLE / "target.yaml", start=False, load_rate=-3.0)
