@@ -43,6 +43,7 @@ from rollback_drill.session import (
     resolve_target,
     take_down,
 )
+from rollback_drill.signals._docker import list_containers
 from rollback_drill.stack import RUN_LABEL, docker_client, sweep
 from rollback_drill.target import load_target
 from rollback_drill.workspace import PID_LABEL, create_workspace
@@ -79,7 +80,7 @@ def cleanup(all_runs: bool = False, only: Sequence[str] = ()) -> list[str]:
     client = docker_client()
     runs: dict[str, int] = {}
     kept: set[str] = set()  # left running on purpose by `rollback-drill up`
-    for c in client.containers.list(all=True, filters={"label": RUN_LABEL}):
+    for c in list_containers(client, {"label": RUN_LABEL}):
         labels = c.labels
         runs[labels[RUN_LABEL]] = int(labels.get(PID_LABEL, "0") or 0)
         if labels.get(KEPT_LABEL) == "1":

@@ -29,6 +29,7 @@ from rollback_drill.deploy import deploy_release, start_release
 from rollback_drill.errors import StackError, TargetError
 from rollback_drill.journal import Journal
 from rollback_drill.override import OverrideParams
+from rollback_drill.signals._docker import list_containers
 from rollback_drill.stack import Stack, built_image_parents, docker_client, prune_untagged
 from rollback_drill.target import Target, load_target
 from rollback_drill.workspace import RUN_LABEL, STATE_DIR, create_workspace
@@ -193,7 +194,7 @@ def kept_runs() -> dict[str, Path | None]:
     runs: dict[str, Path | None] = {}
     client = docker_client()
     try:
-        for c in client.containers.list(all=True, filters={"label": f"{KEPT_LABEL}=1"}):
+        for c in list_containers(client, {"label": f"{KEPT_LABEL}=1"}):
             runs.setdefault(c.labels.get(RUN_LABEL, ""), None)
     finally:
         client.close()

@@ -34,7 +34,7 @@ from rollback_drill.errors import StackError
 from rollback_drill.journal import Journal
 from rollback_drill.override import OVERRIDE_FILE, write_override
 from rollback_drill.preflight import check_compose, check_pinned_ports
-from rollback_drill.signals._docker import docker_client
+from rollback_drill.signals._docker import docker_client, list_containers
 from rollback_drill.target import Target
 from rollback_drill.wait import wait_for, wait_until
 from rollback_drill.workspace import LABEL, PID_LABEL, RUN_LABEL, Workspace
@@ -265,7 +265,7 @@ class Stack:
         ]
         if service:
             labels.append(f"com.docker.compose.service={service}")
-        return list(self.docker.containers.list(all=True, filters={"label": labels}))
+        return list_containers(self.docker, {"label": labels})
 
 
 @contextlib.contextmanager
@@ -409,7 +409,7 @@ def sweep(client: docker.DockerClient, label: str) -> list[str]:
     """Remove containers, networks, volumes and images carrying ``label`` (and only those)."""
     removed: list[str] = []
     flt: dict[str, str | list[str] | bool] = {"label": label}
-    for c in client.containers.list(all=True, filters=flt):
+    for c in list_containers(client, flt):
         with contextlib.suppress(docker.errors.NotFound):
             c.remove(force=True, v=True)
             removed.append(f"container {c.name}")

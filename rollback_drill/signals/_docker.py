@@ -58,6 +58,18 @@ def docker_client() -> DockerClient:
         raise EnvironmentProblem(f"Docker daemon not reachable at {host} ({reason})") from None
 
 
+def list_containers(client: DockerClient, filters: dict[str, Any]) -> list[Any]:
+    """Every container (running or not) matching ``filters``. The SDK inspects each listed
+    container in turn: one removed meanwhile (another run's cleanup) raises NotFound, so the
+    listing is taken again."""
+    for _ in range(4):
+        try:
+            return list(client.containers.list(all=True, filters=filters))
+        except docker.errors.NotFound:
+            continue
+    return list(client.containers.list(all=True, filters=filters))
+
+
 new_client = docker_client  # the collectors' name for it: each closes its own
 
 
