@@ -5,7 +5,8 @@ PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
 ARGS ?=
 
-.PHONY: bootstrap lint unit drills test nightly engine-nightly full cleanup lock lock-host lock-image
+.PHONY: bootstrap lint unit drills test nightly engine-nightly full cleanup lock lock-host lock-image \
+	recordings
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -41,6 +42,20 @@ test: lint
 
 cleanup: bootstrap
 	$(PY) -m rollback_drill.cli cleanup
+
+# Refresh the recordings tests/test_replay.py replays (issue 19): one drill per trigger, the
+# matrix's bands and just-below twins, and the healthy deployment, on the reference target
+# (about an hour on 2 cores; Docker required). Only the drills that passed are copied (over
+# the committed ones; a drill that failed keeps its previous recording).
+RECORD_DIR ?= reports/recordings
+recordings: bootstrap
+	rm -rf $(RECORD_DIR)
+	-$(PYTEST) drills/test_triggers.py drills/test_matrix_bands.py \
+		drills/test_healthy.py::test_healthy_hybrid_deployment_fires_nothing \
+		--drill-require-docker --drill-report-dir=$(RECORD_DIR) \
+		--junitxml=$(RECORD_DIR)/junit.xml $(ARGS)
+	$(PY) -m rollback_drill.recording $(RECORD_DIR)/junit.xml $(RECORD_DIR) tests/data/recordings
+	$(PYTEST) tests/test_replay.py -q
 
 # Refresh both locks (after editing requirements.txt, pyproject.toml's dependencies or
 # compose/app/requirements.in); bootstrap reinstalls .venv when requirements.lock changes.

@@ -28,7 +28,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from rollback_drill import alerts, chaostoolkit, migrations_check, watch
+from rollback_drill import alerts, chaostoolkit, migrations_check, replay, watch
 from rollback_drill.compose import Compose
 from rollback_drill.errors import DrillError
 from rollback_drill.override import OVERRIDE_FILE, write_override
@@ -240,6 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     alerts.add_parser(sub)
     migrations_check.add_parser(sub)
     chaostoolkit.add_parser(sub)
+    replay.add_parser(sub)
     watch_parser = sub.add_parser(
         "watch", help="the policy and the monitor on a running deployment (exits 3: roll back)"
     )

@@ -554,3 +554,42 @@ def _union(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
 
 def _inside(t: float, spans: list[tuple[float, float]], pad: float = 0.0) -> bool:
     return any(a - pad <= t <= b + pad for a, b in spans)
+
+
+# ---- the committed set -----------------------------------------------------------------------
+def collect(junit: Path, run_dir: Path, dest: Path) -> list[Path]:
+    """Copy into ``dest`` the recordings under ``run_dir`` of the drills that passed in the
+    JUnit file ``junit`` (``make recordings``): a failed drill's decisions are not the plan's."""
+    import shutil
+    import xml.etree.ElementTree as ET
+
+    passed = set()
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        if not any(child.tag in ("failure", "error", "skipped") for child in case):
+            module = case.get("classname", "").rsplit(".", 1)[-1]
+            passed.add(slug(f"{module}.py::{case.get('name', '')}"))
+    dest.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for path in sorted(run_dir.glob("*/recordings/*.json.gz")):
+        if path.name.removesuffix(".json.gz") in passed:
+            copied.append(Path(shutil.copy2(path, dest / path.name)))
+    return copied
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m rollback_drill.recording JUNIT RUN_DIR DEST``: :func:`collect`."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 3:
+        print("usage: python -m rollback_drill.recording JUNIT RUN_DIR DEST", file=sys.stderr)
+        return 2
+    copied = collect(Path(args[0]), Path(args[1]), Path(args[2]))
+    for path in copied:
+        print(f"{path} ({path.stat().st_size} bytes)")
+    print(f"{len(copied)} recordings in {args[2]}")
+    return 0 if copied else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
