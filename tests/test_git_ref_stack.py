@@ -3,8 +3,8 @@ committed as tag v1, its v2 as tag v2, under a subdirectory) brings its previous
 from the ref alone, deploys the next one -- built with its own Dockerfiles from the workspace --
 and the team's repository is the same afterwards, files, index and refs.
 
-Nightly: about 160 s on two shared cores (the notes stack's start, then v2's build, migration
-and rolling update); tests/test_workspace.py proves the same releases without Docker."""
+Nightly: 102 to 274 s measured on two shared cores (the notes stack's start, then v2's build,
+migration and rolling update); tests/test_workspace.py proves the same releases without Docker."""
 
 from __future__ import annotations
 
