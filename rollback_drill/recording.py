@@ -16,8 +16,10 @@ and keeps, in memory, the inputs of every reading and decision:
 
 Exactness. The monitor reads live data while the load and the collectors keep appending. Each
 tick (and the baseline's capture) is a *section* that holds the recorder's gate: nothing is
-appended while a section reads, so all of a tick's readings see the same data, and every item
-appended is tagged with the number of sections begun before it. A replay loads exactly the
+appended while a section reads (a collector's thread waits; the load's records are queued and
+appended when the section ends, so its event loop never waits), so all of a tick's readings
+see the same data, and every item appended is tagged with the number of sections begun before
+it. A replay loads exactly the
 items tagged ``<= k`` before section ``k``: it sees what the live tick saw, to the request, even
 a sample stamped before a tick but appended after it (a scrape's answer, a Docker event).
 The gate is held for one tick's readings (about a millisecond, once a second).
@@ -34,6 +36,7 @@ import json
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -109,6 +112,8 @@ class Recorder:
         self.notes: dict[str, Any] = {}
         self.tick_s: list[float] = []  # each tick's duration under the gate (overhead)
         self._store: RecordingStore | None = None
+        # records that arrived while the gate was taken: the load's event loop never waits
+        self._pending: deque[tuple[RecordingStore, RequestRecord]] = deque()
 
     # ---- wiring ------------------------------------------------------------------------------
     def store(self, **kwargs: Any) -> RecordingStore:
@@ -142,6 +147,7 @@ class Recorder:
     def section(self) -> Iterator[int]:
         """Hold the gate: appends wait; yields this section's index."""
         with self._gate:
+            self._drain()
             index = self._section = self._begun
             self._begun += 1
             self._reads = 0
@@ -150,6 +156,14 @@ class Recorder:
                 yield index
             finally:
                 self._holder = None
+                self._drain()  # the records that arrived meanwhile: seen from the next section
+
+    def _drain(self) -> None:
+        """Append the records that found the gate taken (call with the gate held)."""
+        while self._pending:
+            store, record = self._pending.popleft()
+            RecordStore.append(store, record)
+            self._record(record)
 
     def _in_section(self) -> bool:
         return self._holder == threading.get_ident()
@@ -261,6 +275,8 @@ class Recorder:
     def write(self, path: Path, journal: Journal | None = None) -> dict[str, float]:
         """Write the recording (gzip JSON); returns its size and the time writing took."""
         began = time.perf_counter()
+        with self._gate:
+            self._drain()
         data = self.to_data(journal)
         text = json.dumps(data, separators=(",", ":"))
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -339,10 +355,26 @@ class RecordingStore(RecordStore):
         return self._fine_retention
 
     def append(self, record: RequestRecord) -> None:
+        """Appended now, or (the gate taken: a tick is reading) queued and appended when the
+        gate is free: the load's event loop never waits for a tick."""
         rec = self._recorder
-        with rec._gate:
+        if not rec._gate.acquire(blocking=False):
+            rec._pending.append((self, record))
+            return
+        try:
+            rec._drain()
             super().append(record)
             rec._record(record)
+        finally:
+            rec._gate.release()
+
+    def _drain_if_free(self) -> None:
+        rec = self._recorder
+        if rec._pending and rec._gate.acquire(blocking=False):
+            try:
+                rec._drain()
+            finally:
+                rec._gate.release()
 
     def track(self, outstanding: Outstanding) -> None:
         rec = self._recorder
@@ -360,6 +392,7 @@ class RecordingStore(RecordStore):
     ) -> WindowStats:
         rec = self._recorder
         if not rec._in_section():
+            self._drain_if_free()
             return super().window(category, start, end, now=now)
         rec._read = {}
         ordinal = rec._reads
