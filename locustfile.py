@@ -27,7 +27,7 @@ The generator's behaviour, in Locust's terms:
 - a session answered 401/403 is logged in again before that user's next request;
 - the WebSocket's replies are checked (the profile's ``expect`` text, or a JSON echo);
 - every write goes through a :class:`~rollback_drill.ledger.Ledger` exactly as the generator's
-  do; with ``DRILL_LEDGER=PATH`` each process saves it there when it quits (a worker to
+  do; with ``DRILL_LEDGER=PATH`` each process saves it there when its users stop (a worker to
   ``PATH`` with ``.<worker id>`` before the suffix), the generator's JSON-lines format, which
   ``rollback_drill.checks.data`` reads (``Ledger.load``; several files concatenate into one);
 - with ``DRILL_RECORDS=PATH`` (per worker likewise) every category request is also appended,
@@ -112,7 +112,7 @@ def _exchanges_for(host: str) -> Exchanges:
 @events.test_start.add_listener
 def _loopback_only(environment: Environment, **_: Any) -> None:
     try:
-        require_loopback(environment.host or "")
+        require_loopback(environment.host or DrillUser.host or "")
     except TargetError as exc:
         log.error("%s", exc)
         if environment.runner is not None:
@@ -140,10 +140,13 @@ def _open_records(environment: Environment, **_: Any) -> None:
         _records = open(out, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 (line-buffered)
 
 
+# Saved at test_stop (the users have stopped: after --stop-timeout let the last requests finish)
+# and at quitting (which a Ctrl-C fires before the runner stops its users); each save writes
+# the whole ledger, and the last one comes after the users stopped. The records file is
+# line-buffered and left open: a request that ends late still lands.
+@events.test_stop.add_listener
 @events.quitting.add_listener
 def _save_ledger(environment: Environment, **_: Any) -> None:
-    if _records is not None:
-        _records.close()
     out = _own_file("DRILL_LEDGER", environment)
     if out is None:
         return

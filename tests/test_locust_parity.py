@@ -1,7 +1,9 @@
 """Locust sends the generator's traffic: ``locustfile.py`` run headless (a subprocess, as a team
 runs it) and the asyncio generator, one after the other at the same rate against the same
 server, send the same share of each category, get the same outcomes, and Locust's ledger (the
-generator's format) reads back.
+generator's format) reads back. Both are counted from their record journals (Locust's
+``DRILL_RECORDS``, the generator's ``RecordStore(journal=...)``: one format, one reader);
+Locust's ``--csv`` stats are checked against them.
 
 - against the engine tests' fake app (tests/test_load.py, the reference target's API, every
   7th request answered 500): ~20 s, no Docker, in the default set;
@@ -14,8 +16,10 @@ generator's format) reads back.
 Tolerances: both pick categories by the same smooth weighted round-robin, so the shares differ
 only by the requests in flight when each run stops (a few of some hundreds): each category's
 share within 5 percentage points of the other's and of its weight. Outcomes: each category's
-``ok`` share (the real stack) or the overall one (the fake app, whose failures follow its own
-request counter) within 5 points of the other client's.
+``ok`` share (the real stack; plus two requests' worth of its smaller sample: a loaded stack
+times out now and then) or the overall one (the fake app, whose failures follow its own
+request counter; plus one request's worth) within 5 points of the other client's. Pace is
+not compared: Locust's run time includes its users' logins, the generator's does not.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from rollback_drill.fixtures.stack import running_stack
 from rollback_drill.journal import Journal
 from rollback_drill.ledger import Ledger
 from rollback_drill.load import LoadConfig, LoadGenerator
-from rollback_drill.records import Outcome, RecordStore, RequestRecord, read_records
+from rollback_drill.records import Outcome, RecordStore, read_records
 from rollback_drill.session import credentials_text
 from rollback_drill.stack import Stack
 from rollback_drill.target import load_target
@@ -56,7 +60,7 @@ LOCUST = str(Path(sys.executable).with_name("locust"))
 RATE = 20.0  # requests/s in total, both clients
 USERS = 10  # Locust users, each at RATE / USERS
 FAKE_SECONDS = 6
-STACK_SECONDS = 15
+STACK_SECONDS = 30
 SHARE_TOLERANCE = 0.05
 OUTCOME_TOLERANCE = 0.05
 
@@ -78,15 +82,18 @@ def run_generator(
     gen = LoadGenerator(config, store=store)
     asyncio.run(gen.run(seconds))
     store.close()
-    records = [RequestRecord.from_json(line) for line in journal.read_text().splitlines()]
-    return Counter((r.category, r.outcome.value) for r in records), gen.ledger
+    return Counter((r.category, r.outcome.value) for r in read_records(journal)), gen.ledger
 
 
 def run_locust(
     base_url: str, target: Path, env: Mapping[str, str], out: Path, seconds: int
 ) -> tuple[Counts, Ledger, str]:
-    """locustfile.py headless at RATE (USERS users): its requests by (category, outcome) from
-    its ``--csv`` files, its ledger (DRILL_LEDGER), its output."""
+    """locustfile.py headless at RATE (USERS users): its requests by (category, outcome), its
+    ledger (DRILL_LEDGER), its output. The counts are its DRILL_RECORDS journal's (the
+    generator's record format, read by the same code as the generator's); its ``--csv`` stats
+    must agree with them, but may lag: Locust rewrites them every second and not after the
+    requests that end during ``--stop-timeout`` (seen: 11 of 21 requests; under a load average
+    of 16, none)."""
     ledger = out / "locust-ledger.jsonl"
     full_env = {
         **os.environ,
@@ -107,11 +114,11 @@ def run_locust(
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-3000:]
     assert ledger.is_file(), output[-3000:]
-    counts = read_locust_csv(out / "locust")
-    # DRILL_RECORDS: the same requests, as the generator's record journal (what a RecordStore
-    # and so the monitor read)
     records = read_records(out / "locust-records.jsonl")
-    assert Counter((r.category, r.outcome.value) for r in records) == counts, output[-3000:]
+    counts = Counter((r.category, r.outcome.value) for r in records)
+    assert counts, f"Locust recorded no request\n{output[-3000:]}"
+    stale = read_locust_csv(out / "locust")
+    assert all(n <= counts[key] for key, n in stale.items()), f"{stale} vs {counts}"
     return counts, Ledger.load(ledger), output
 
 
@@ -275,11 +282,18 @@ def test_locust_sends_the_generators_mix_and_its_ledger_reads_back(
         stack.base_url, EXAMPLE, ws.user, ws.admin, tmp_path / "gen", STACK_SECONDS
     )
     loc, ledger, _ = run_locust(stack.base_url, EXAMPLE, env, tmp_path / "locust", STACK_SECONDS)
-    report = compare_mixes(EXAMPLE, gen, loc, pace=0.5 * RATE * STACK_SECONDS)
+    # two rounds of the mix at least: Locust's run time includes its users' start (20 form
+    # logins, each a password hash), which a loaded host stretches to most of the run (load
+    # average 19: 22 requests in 15 s, the generator -- logged in before its clock -- 300)
+    report = compare_mixes(EXAMPLE, gen, loc, pace=40)
     gen_ok, loc_ok = ok_shares(gen), ok_shares(loc)
     for category in shares(gen):
-        assert abs(loc_ok[category] - gen_ok[category]) <= OUTCOME_TOLERANCE, report
-        assert loc_ok[category] >= 1 - OUTCOME_TOLERANCE, report
+        # two requests' worth of slack: a category of 15 requests on a loaded stack may see
+        # a timeout in one run and none in the other (seen: auth, 2 generator timeouts)
+        n = min(sum(v for (c, _), v in run.items() if c == category) for run in (gen, loc))
+        slack = OUTCOME_TOLERANCE + 2 / n
+        assert abs(loc_ok[category] - gen_ok[category]) <= slack, report
+        assert loc_ok[category] >= 1 - slack, report
     assert ledger.acked(), f"locust's ledger has no acknowledged write\n{report}"
     traffic = stack.target.traffic
     read_back = traffic.ledger.read_back if traffic.ledger is not None else []
