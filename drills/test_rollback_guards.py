@@ -74,8 +74,9 @@ def test_nginx_config_failing_test_is_never_loaded(phase_drill: RollbackDrill) -
     damage = f"echo 'this is not nginx' >> {t.paths.nginx_conf_backup}"
     stack.exec(t.services.nginx, "sh", "-c", damage)
     before = nginx_conf_sha(stack)
+    # the guard itself, not the executor's fallback to Phase 5 (test_rollback_abort.py)
     with pytest.raises(RollbackError, match="nginx -t rejected the restored config"):
-        d.rollback((1, 2), "drill: broken nginx backup")
+        d.rollback((1, 2), "drill: broken nginx backup", fallback=False)
     assert nginx_conf_sha(stack) == before  # nginx.conf is still the hybrid one
     # the running nginx still serves the hybrid config: its health location says so, and it
     # still routes streaming to the (stopped) ASGI backend, not to WSGI

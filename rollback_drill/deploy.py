@@ -6,11 +6,29 @@ containers started and awaited healthy, and
 nginx's configuration replaced the way an operator would (copied into the container, checked
 with ``nginx -t``, reloaded). A configuration that fails ``nginx -t`` is never loaded: the
 running nginx keeps serving the old one.
+
+A deployment can be stopped from outside (the plan's Phase 1, "Stop any ongoing deployment";
+:mod:`rollback_drill.deployments`): it writes a record of itself (``deployment.json`` in the
+stack's state directory: release, pid, host, a token, the app containers it found), every
+``docker compose`` it runs carries the token in its environment (``RBD_DEPLOYMENT``) in a
+process group of its own, and between its steps -- and while it waits for new containers to
+become healthy -- it looks for a stop request naming its token; it then ends with
+:class:`DeploymentStopped`.
 """
 
 from __future__ import annotations
 
-from rollback_drill.compose import CommandResult
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rollback_drill.compose import CommandResult, run_command
+from rollback_drill.deployments import (
+    TOKEN_ENV,
+    DeploymentRecord,
+    record_path,
+    stop_request,
+)
 from rollback_drill.errors import BackupError, StackError
 from rollback_drill.stack import Stack
 from rollback_drill.wait import wait_for
@@ -135,40 +153,139 @@ def current_release(stack: Stack) -> str:
     return tags[0] if tags else stack.workspace.head()[:12]
 
 
+class DeploymentStopped(StackError):
+    """A deployment ended on a rollback's stop request (the plan's Phase 1)."""
+
+
+class Deployment:
+    """One deployment as it runs: its record, its stop checks, its ``docker compose`` calls."""
+
+    def __init__(self, stack: Stack, release: str, token: str | None = None) -> None:
+        self.stack = stack
+        self.release = release
+        self.token = token or uuid.uuid4().hex
+        self.path = record_path(stack.workspace.state_dir)
+        t = stack.target
+        self.services = [t.services.wsgi, t.services.asgi]
+        before = {s: sorted(c.id for c in stack.containers(s)) for s in self.services}
+        self.record = DeploymentRecord.of_this_process(self.token, release, stack.project, before)
+
+    def checkpoint(self) -> None:
+        """Raise :class:`DeploymentStopped` when a stop of this deployment was requested."""
+        by = stop_request(self.stack.workspace.state_dir, self.token)
+        if by is not None:
+            raise DeploymentStopped(f"deployment of {self.release} stopped by {by}")
+
+    def compose(self, *args: str, timeout: float = 300.0) -> CommandResult:
+        """``docker compose`` of the stack, findable (the token) and killable (own group)."""
+        res = run_command(
+            [*self.stack.compose.base, *args],
+            cwd=self.stack.compose.project_dir,
+            timeout=timeout,
+            env={"DOCKER_BUILDKIT": "0", "COMPOSE_BAKE": "false", TOKEN_ENV: self.token},
+            own_session=True,
+        )
+        self.checkpoint()  # a command killed by the stop ends as a stop, not as a failure
+        if not res.ok:
+            last = res.tail(1) or f"exit status {res.returncode}"
+            raise StackError(f"docker compose {' '.join(args)}: {last}")
+        return res
+
+    def wait_healthy(self, service: str, timeout_s: float) -> None:
+        """Poll until every container of ``service`` is healthy, or a stop is requested."""
+        stack = self.stack
+
+        def look() -> tuple[bool, dict[str, str]]:
+            stopping = stop_request(stack.workspace.state_dir, self.token) is not None
+            states = {
+                str(row.get("Name", "")): row.get("Health") or row.get("State", "?")
+                for row in stack.ps()
+                if row.get("Service") == service
+            }
+            return stopping, states
+
+        wait_for(
+            look,
+            lambda seen: (
+                seen[0] or (bool(seen[1]) and all(v == "healthy" for v in seen[1].values()))
+            ),
+            timeout_s=timeout_s,
+            interval_s=0.5,
+            what=f"the new {service} containers of {self.release} to be healthy",
+            hint=f"see `docker compose logs {service}`",
+        )
+        self.checkpoint()
+
+    @contextmanager
+    def recorded(self) -> Iterator[Deployment]:
+        """The record written while the deployment runs, its end status after it."""
+        self.record.save(self.path)
+        status = "failed"
+        try:
+            yield self
+            status = "finished"
+        except DeploymentStopped:
+            status = "stopped"
+            raise
+        finally:
+            self.record.finish(self.path, status)
+
+
 def deploy_release(
-    stack: Stack, release: str, timeout_s: float = 240.0, *, wait: bool = True
+    stack: Stack,
+    release: str,
+    timeout_s: float = 240.0,
+    *,
+    wait: bool = True,
+    token: str | None = None,
 ) -> str:
     """Roll the running stack forward to ``release`` (a workspace tag); returns its commit.
-    ``wait=False`` does not await the new containers' health (a crash-looping faulty release)."""
+    ``wait=False`` does not await the new containers' health (a crash-looping faulty release).
+    :class:`DeploymentStopped` when a rollback stopped it (see the module docstring)."""
+    dep = Deployment(stack, release, token)
+    with dep.recorded():
+        return _deploy(dep, timeout_s, wait=wait)
+
+
+def _deploy(dep: Deployment, timeout_s: float, *, wait: bool) -> str:
+    stack, release = dep.stack, dep.release
     t = stack.target
-    app_services = [t.services.wsgi, t.services.asgi]
-    with stack.journal.step("deploy", release) as step:
+    with stack.journal.step("deploy", release, token=dep.token) as step:
         commit = stack.workspace.checkout(release)
         step.data["commit"] = commit
-        stack.compose.check("build", *app_services, timeout=timeout_s)
+        dep.checkpoint()
+        dep.compose("build", *dep.services, timeout=timeout_s)
         # Schema before code: a release's migrations only add (columns with a database default,
         # indexes), so the running code keeps working on the new schema, and the new code never
         # meets the old one -- migrated after the rolling update, the new containers answered
         # 500 ("column ... does not exist") for the ~6 s until the migration had run.
         with stack.journal.step("deploy", "migrate", release=release):
-            migrate(stack, new_image=True)
-        for service in app_services:
-            rolling_update(stack, service, timeout_s=timeout_s, wait=wait)
+            cmd = (*t.manage, "migrate", "--noinput")
+            dep.compose("run", "--rm", "--no-deps", "-T", t.services.wsgi, *cmd, timeout=180)
+        for service in dep.services:
+            rolling_update(stack, service, timeout_s=timeout_s, wait=wait, deployment=dep)
         stack.journal.event("deploy", SERVING, release=release)
+        dep.checkpoint()
         install_nginx_conf(stack, t.paths.nginx_release_conf)
         return commit
 
 
 def rolling_update(
-    stack: Stack, service: str, *, timeout_s: float = 240.0, wait: bool = True
+    stack: Stack,
+    service: str,
+    *,
+    timeout_s: float = 240.0,
+    wait: bool = True,
+    deployment: Deployment | None = None,
 ) -> None:
     """Replace ``service``'s running containers by new ones of the freshly built image with no
     outage: start as many new containers beside the old (``--scale 2n --no-recreate``), await
     them healthy, then stop the old ones gracefully and reload nginx, whose resolver then only
     knows the new addresses. A service with no running container is simply started."""
+    dep = deployment or Deployment(stack, f"{service} rolling update")
     old = [c for c in stack.containers(service) if c.status == "running"]
     replicas = max(1, len(old))
-    stack.compose.check(
+    dep.compose(
         "up",
         "-d",
         "--no-deps",
@@ -180,8 +297,9 @@ def rolling_update(
     )
     stack.forget_ports()
     if wait:
-        stack.wait_healthy([service], timeout_s)
+        dep.wait_healthy(service, timeout_s)
     for container in old:
+        dep.checkpoint()
         container.stop(timeout=10)
         container.remove(v=True)
     if old:
@@ -194,18 +312,23 @@ def guarded_deploy(
 ) -> str:
     """:func:`deploy_release`, but only with a complete, verified backup set and the deployment
     lock: raises :class:`~rollback_drill.errors.BackupError` or
-    :class:`~rollback_drill.errors.LockHeld` (one line) before anything is changed."""
+    :class:`~rollback_drill.errors.LockHeld` (one line) before anything is changed. The lock
+    names the deployment's token, so that a rollback's Phase 1 can find and stop it."""
     from rollback_drill.backup import verify_backups
     from rollback_drill.lock import DeploymentLock
 
-    with DeploymentLock.for_stack(stack).held(f"deployment of {release}"):
-        with stack.journal.step("deploy", "backup gate", release=release) as step:
-            backups = verify_backups(stack)
-            step.data.update(commit=backups.commit, dump=backups.dump)
-            head = stack.workspace.head()
-            if backups.commit != head:
-                raise BackupError(
-                    f"the backup set is of commit {backups.commit[:12]} but {head[:12]} is "
-                    "deployed: run the backup procedure again"
-                )
-        return deploy_release(stack, release, timeout_s, wait=wait)
+    token = uuid.uuid4().hex
+    lock = DeploymentLock.for_stack(stack)
+    with lock.held(f"deployment of {release}", token=token, release=release):
+        dep = Deployment(stack, release, token)
+        with dep.recorded():
+            with stack.journal.step("deploy", "backup gate", release=release) as step:
+                backups = verify_backups(stack)
+                step.data.update(commit=backups.commit, dump=backups.dump)
+                head = stack.workspace.head()
+                if backups.commit != head:
+                    raise BackupError(
+                        f"the backup set is of commit {backups.commit[:12]} but {head[:12]} "
+                        "is deployed: run the backup procedure again"
+                    )
+            return _deploy(dep, timeout_s, wait=wait)

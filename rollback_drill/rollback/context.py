@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from rollback_drill.announce import Announcement, AnnouncementSink
 from rollback_drill.backup import BackupSet, load_backups
 from rollback_drill.defects import DefectLog
+from rollback_drill.ledger import Ledger
 from rollback_drill.lock import DeploymentLock, LockInfo
 from rollback_drill.stack import Stack
 
@@ -20,6 +21,10 @@ class RollbackContext:
     ``probe_plan``: before the corrected step, run (or dry-run) the plan's step as written where
     that is harmless, and record a plan defect when it fails -- the drills' default; set it to
     False to run only the corrected steps.
+
+    ``fallback``: when a phase fails, fall back to Phase 5 (the plan's "If Above Fails").
+    ``ledger``: the load's write ledger, if any: Phase 5's data-loss window is then counted in
+    acknowledged writes (else in the rows the target's read-back queries select).
     """
 
     stack: Stack
@@ -29,12 +34,15 @@ class RollbackContext:
     backups: BackupSet | None = None
     holder: str = "rollback"
     probe_plan: bool = True
+    fallback: bool = True
+    ledger: Ledger | None = None
     sequence: tuple[int, ...] = ()  # set by the executor
     # state handed from phase to phase
     lock_info: LockInfo | None = None
     announcement: Announcement | None = None
     code_rolled_back: bool = False
     observed: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)  # what Phase 1 stopped or took over
 
     @property
     def label(self) -> str:

@@ -1,4 +1,12 @@
-"""Running phases in order, each timed against its budget, and the result of a rollback."""
+"""Running phases in order, each timed against its budget, and the result of a rollback.
+
+When a phase of a sequence fails, the executor falls back to Phase 5 -- the plan's "Emergency
+Fallback (If Above Fails)" -- and the result names the failed phase and step, the fallback, and
+the data-loss window Phase 5 costs (:mod:`rollback_drill.rollback.fallback`). No fallback when
+the lock is held by someone else (``LockHeld``: another rollback or a deployment that would not
+stop is changing the stack), when the failing phase is Phase 5 itself, or when the context
+says so (``RollbackContext.fallback``); then the error is raised as before.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +17,15 @@ from types import MappingProxyType
 from typing import Final
 
 from rollback_drill.defects import PlanDefect
-from rollback_drill.errors import DrillError
+from rollback_drill.errors import DrillError, LockHeld
 from rollback_drill.rollback.budgets import sequence_budget_s, validate_sequence
 from rollback_drill.rollback.context import RollbackContext
+from rollback_drill.rollback.fallback import (
+    DataLossWindow,
+    PhaseFailure,
+    measure_loss,
+    stored_before,
+)
 from rollback_drill.rollback.phase1 import stop_deployment
 from rollback_drill.rollback.phase2 import config_rollback
 from rollback_drill.rollback.phase3 import code_rollback
@@ -40,10 +54,22 @@ class RollbackResult:
     phases: list[PhaseResult] = field(default_factory=list)
     defects: list[PlanDefect] = field(default_factory=list)  # observed during this rollback
     error: str | None = None
+    failure: PhaseFailure | None = None  # the phase of the sequence that failed
+    fallback: bool = False  # Phase 5 ran because of ``failure``
+    data_loss: DataLossWindow | None = None  # what Phase 5 lost (when Phase 5 ran)
+    stopped: list[str] = field(default_factory=list)  # what Phase 1 stopped or took over
 
     @property
     def label(self) -> str:
-        return "→".join(map(str, self.sequence))
+        """The phases as run: the sequence, or (after a fallback) the phases up to the failed
+        one and Phase 5."""
+        ran = [p.phase for p in self.phases] if self.fallback else self.sequence
+        return "→".join(map(str, ran))
+
+    @property
+    def rolled_back(self) -> bool:
+        """The stack was rolled back: the sequence completed, or Phase 5 after a failure."""
+        return self.error is None and bool(self.phases) and self.phases[-1].status == "ok"
 
     @property
     def time_to_rollback_s(self) -> float:
@@ -51,7 +77,8 @@ class RollbackResult:
 
     @property
     def budget_s(self) -> float:
-        return sequence_budget_s(self.sequence)
+        ran = [p.phase for p in self.phases] if self.fallback else self.sequence
+        return sequence_budget_s(ran)
 
     @property
     def ok(self) -> bool:
@@ -75,14 +102,24 @@ class RollbackResult:
                 props[key] = round(float(props.get(key, 0.0)) + st.duration_s, 2)
         if self.defects:
             props["plan_defects"] = ",".join(d.id for d in self.defects)
+        if self.failure is not None:
+            props["failed_phase"] = self.failure.phase
+            props["failure"] = self.failure.describe()
+            props["fallback"] = "phase 5" if self.fallback else "none"
+        if self.data_loss is not None:
+            props.update(self.data_loss.properties())
+        if self.stopped:
+            props["phase1_stopped"] = " | ".join(self.stopped)
         return props
 
 
 def run_rollback(ctx: RollbackContext, phases: Iterable[int]) -> RollbackResult:
     """Run ``phases`` (an accepted sequence) in order; each timed, each step recorded.
 
-    The first failing step stops the rollback: its error is raised (after the result so far is
-    in the journal) as :class:`~rollback_drill.errors.DrillError`.
+    The first failing step stops the sequence; the executor then falls back to Phase 5 (see
+    the module docstring) and returns the result, which names the failure. Where it does not
+    fall back, or Phase 5 fails too, the error is raised (after the result so far is in the
+    journal) as :class:`~rollback_drill.errors.DrillError`.
     """
     seq = validate_sequence(phases)
     ctx.sequence = seq
@@ -91,15 +128,23 @@ def run_rollback(ctx: RollbackContext, phases: Iterable[int]) -> RollbackResult:
     known_before = set(ctx.observed)
     with journal.step("rollback", ctx.label, reason=ctx.reason, budget_s=result.budget_s) as step:
         try:
-            for number in seq:
-                run = PhaseRun(ctx, number)
-                result.phases.append(run.result)
-                _run_phase(run)
+            try:
+                for number in seq:
+                    run = PhaseRun(ctx, number)
+                    result.phases.append(run.result)
+                    _run_phase(run)
+            except LockHeld:
+                raise
+            except Exception as exc:
+                if not ctx.fallback or 5 in seq:
+                    raise
+                _fall_back(ctx, result, exc)
         except DrillError as exc:
             result.error = str(exc)
             raise
         finally:
             result.finished = time.time()
+            result.stopped = list(ctx.stopped)
             seen = [d for d in ctx.observed if d not in known_before]
             by_id = {d.id: d for d in ctx.defects.defects}
             result.defects = [by_id[i] for i in dict.fromkeys(seen) if i in by_id]
@@ -110,6 +155,36 @@ def run_rollback(ctx: RollbackContext, phases: Iterable[int]) -> RollbackResult:
             )
     _announce_completion(ctx, result)
     return result
+
+
+def _fall_back(ctx: RollbackContext, result: RollbackResult, exc: Exception) -> None:
+    """Phase 5 after ``exc`` failed the last phase of ``result``; the data-loss window."""
+    failed = result.phases[-1]
+    step = next((st.name for st in reversed(failed.steps) if not st.ok), "")
+    result.failure = PhaseFailure(failed.phase, failed.title, step, str(exc).splitlines()[0])
+    result.fallback = True
+    journal = ctx.stack.journal
+    journal.event(
+        "rollback",
+        "fallback to phase 5",
+        failed_phase=failed.phase,
+        step=step,
+        why=result.failure.error,
+    )
+    backups = ctx.backup_set()
+    # without a ledger the loss is counted in the database: the rows before Phase 5
+    before = stored_before(ctx.stack) if ctx.ledger is None else None
+    run = PhaseRun(ctx, 5)
+    result.phases.append(run.result)
+    _run_phase(run)
+    result.data_loss = measure_loss(
+        ctx.stack,
+        since=backups.dump_started,
+        until=time.time(),
+        before=before,
+        ledger=ctx.ledger,
+    )
+    journal.event("rollback", "data-loss window", **result.data_loss.properties())
 
 
 def _run_phase(run: PhaseRun) -> None:
