@@ -880,10 +880,15 @@ def _round_trip(stack: Stack, trip: RoundTrip, snapshot: Path | None, rounds: in
         _restart_wsgi(stack)
         install_nginx_conf(stack, t.paths.nginx_release_conf)
         b = burst(stack, ledger, max(1, rounds // 2), writes=True, categories=_checks(t))
-        trip.phase3_safe = b.failed == 0
+        trip.phase3_safe = b.failed == 0 if b.sent else None
         trip.phase3_failures = b.failures
-        step.detail = f"{b.sent - b.failed}/{b.sent} answered: Phase 3 alone " + (
-            "is safe" if trip.phase3_safe else "is NOT safe, Phase 4 required"
+        step.detail = (
+            f"{b.sent - b.failed}/{b.sent} answered: Phase 3 alone "
+            + {
+                True: "is safe",
+                False: "is NOT safe, Phase 4 required",
+                None: "not judged (the profile has no request to send)",
+            }[trip.phase3_safe]
         )
 
     with _timed(trip, journal, f"backward: {len(plan)} migration(s) with {trip.next}'s code"):
@@ -1025,16 +1030,15 @@ def render(trip: RoundTrip) -> list[str]:
     if trip.failed:
         lines.append(f"  FAILED step: {trip.failed}")
     irreversible = ", ".join(m.label for m in trip.irreversible)
-    lines.append(
-        "  verdict: "
-        + (
-            f"IRREVERSIBLE migration(s): {irreversible}"
-            if irreversible
-            else "every migration proved reversible"
-            if trip.exit_status == 0
-            else "not proved"
-        )
-    )
+    if irreversible:
+        final = f"IRREVERSIBLE migration(s): {irreversible}"
+    elif trip.exit_status != 0:
+        final = "not proved"
+    elif trip.migrations:
+        final = "every migration proved reversible"
+    else:
+        final = "nothing to prove: the forward step applied no migration"
+    lines.append(f"  verdict: {final}")
     return lines
 
 

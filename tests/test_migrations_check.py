@@ -220,6 +220,12 @@ def test_disagreements_list_where_the_linter_and_the_round_trip_differ() -> None
     assert mc.disagreements([clean, flagged], phase3_safe=False) == []
 
 
+def test_an_empty_range_proves_nothing_and_says_so() -> None:
+    trip = mc.RoundTrip("t", "v1", "v2")
+    assert trip.exit_status == 0
+    assert "nothing to prove: the forward step applied no migration" in "\n".join(mc.render(trip))
+
+
 def test_exit_status_and_rendering() -> None:
     trip = mc.RoundTrip(
         "t", "v1", "v2", migrations=[MigrationVerdict("notes", "0002", REVERSIBLE, "ok")]
