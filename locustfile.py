@@ -66,7 +66,7 @@ from rollback_drill.errors import TargetError
 from rollback_drill.exchange import Exchanges
 from rollback_drill.ledger import Ledger
 from rollback_drill.load import require_loopback
-from rollback_drill.records import Outcome, RequestRecord, classify_status
+from rollback_drill.records import Outcome, RequestRecord, classify_handshake
 from rollback_drill.target import load_target
 from rollback_drill.traffic import Category, Credentials, Mix
 from rollback_drill.watch import credentials
@@ -397,7 +397,7 @@ class DrillUser(FastHttpUser):
             status = exc.response.status_code
             if status in (401, 403):
                 self.user.valid = False
-            return "websocket", classify_status(status, authenticated=True), status
+            return "websocket", classify_handshake(status), status
         except (InvalidHandshake, OSError):
             return "websocket", Outcome.CONNECT_ERROR, None
         with ws:

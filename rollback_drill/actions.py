@@ -48,7 +48,7 @@ from rollback_drill.exchange import Exchanges, Rendered
 from rollback_drill.http1 import Http1Pool, Response
 from rollback_drill.ledger import Ledger
 from rollback_drill.profile import Request, TrafficProfile
-from rollback_drill.records import Outcome, classify_status
+from rollback_drill.records import Outcome, classify_handshake
 from rollback_drill.traffic import Category, Credentials
 
 
@@ -357,7 +357,7 @@ class Actions:
             status = exc.response.status_code
             if status in (401, 403):
                 login.valid = False
-            outcome = classify_status(status, authenticated=True)
+            outcome = classify_handshake(status)
             return self._result(outcome, status, exc.response.headers)
         except InvalidHandshake:
             return Result(Outcome.CONNECT_ERROR)

@@ -63,6 +63,14 @@ DB_CONNECTION: Final = "db-connection"
 REDIS_CONNECTION: Final = "redis-connection"
 
 
+def classify_handshake(status: int) -> Outcome:
+    """Outcome of a WebSocket handshake refused with ``status`` (anything but 101): it did not
+    open, so it is never ``ok`` -- 401/403 an auth failure, 5xx a server error, else (a
+    redirect, a 404) a client error."""
+    outcome = classify_status(status, authenticated=True)
+    return Outcome.CLIENT_ERROR if outcome is Outcome.OK else outcome
+
+
 def classify_status(status: int, *, authenticated: bool) -> Outcome:
     """Outcome of an HTTP status: 401/403 on an authenticated request is an auth failure."""
     if status < 400:

@@ -16,6 +16,7 @@ from rollback_drill.records import (
     Outstanding,
     RecordStore,
     RequestRecord,
+    classify_handshake,
     classify_status,
     read_records,
 )
@@ -54,6 +55,20 @@ def rec(
 )
 def test_classify_status(status: int, authenticated: bool, expected: Outcome) -> None:
     assert classify_status(status, authenticated=authenticated) is expected
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (302, Outcome.CLIENT_ERROR),  # redirected (to a login page): the socket did not open
+        (200, Outcome.CLIENT_ERROR),
+        (404, Outcome.CLIENT_ERROR),
+        (403, Outcome.AUTH_FAILURE),
+        (502, Outcome.SERVER_ERROR),
+    ],
+)
+def test_a_refused_websocket_handshake_is_never_ok(status: int, expected: Outcome) -> None:
+    assert classify_handshake(status) is expected
 
 
 def test_window_counts_shares_and_causes() -> None:
