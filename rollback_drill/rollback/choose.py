@@ -8,11 +8,12 @@ The plan's "Use if" lines, read as rules:
 - a defect on the ASGI side (the decision is about the ASGI service, or about the categories
   the hybrid release moved to ASGI: WebSockets and streaming) -> 1 -> 2: Phase 2 stops ASGI and
   routes all traffic to WSGI, which removes it ("All traffic routes to WSGI containers");
-- a release that changed code -> 1 -> 3 ("Code changes need to be reverted"), and Phase 4
-  after it when the release applied migrations that the previous code cannot run on ("Database
-  migrations were applied and need rollback"; whether it can is ``check-migrations``' proof:
-  unknown is said, and Phase 4 is not chosen on a guess -- "Only use if migrations are
-  reversible and tested");
+- a release that changed code -> 1 -> 3 ("Code changes need to be reverted"); when the release
+  applied migrations that the previous code cannot run on ("Database migrations were applied
+  and need rollback"; whether it can is ``check-migrations``' proof: unknown is said, and Phase
+  4 is not chosen on a guess -- "Only use if migrations are reversible and tested"), Phase 4
+  comes *before* Phase 3 (1 -> 4 -> 3): Phase 3 starts the previous code and smoke-tests it,
+  which on the new schema fails by definition, so Phase 4 after it would never run;
 - otherwise (containers and config only) -> 1 -> 2.
 
 What changed comes from the deployment itself (:func:`deployment_state`: the files between the
@@ -106,8 +107,11 @@ def choose_phases(
         return Prescription((1, 2), (f"{about}: the deployment changed {state.describe()}",))
     reasons = [f"{about}: the deployment changed code ({state.describe()})"]
     if schema_blocks:
-        reasons.append("the previous code cannot run on the new schema: Phase 4 after Phase 3")
-        return Prescription((1, 3, 4), tuple(reasons))
+        reasons.append(
+            "the previous code cannot run on the new schema: Phase 4 first (with the new code "
+            "that has the migrations), then Phase 3"
+        )
+        return Prescription((1, 4, 3), tuple(reasons))
     return Prescription((1, 3), (*reasons, *_migration_note(state)))
 
 

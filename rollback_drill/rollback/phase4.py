@@ -11,8 +11,10 @@ order 1→4→3, from ``backend-wsgi`` before its code is rolled back.
 
 The plan verifies with ``\\dt``, which lists tables only: a rollback that drops columns and
 indexes leaves it unchanged (plan defect ``phase4-verify-dt``). The executor verifies that
-``django_migrations`` holds nothing past the targets and that the schema (``pg_dump
---schema-only``) equals the pre-deployment backup's.
+``django_migrations`` holds nothing past the targets, that every table and column the rollback
+re-created holds the pre-deployment backup's values row by row (a column dropped with its data
+comes back filled with a default: :mod:`rollback_drill.rollback.data_restored`), and that the
+schema (``pg_dump --schema-only``) equals the pre-deployment backup's.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import difflib
 from rollback_drill.defects import evidence_of
 from rollback_drill.errors import RollbackError
 from rollback_drill.rollback.choose import migration_number
+from rollback_drill.rollback.data_restored import live_snapshot, verify_restored
 from rollback_drill.rollback.steps import PhaseRun
 from rollback_drill.wait import wait_for
 
@@ -47,6 +50,7 @@ def database_rollback(run: PhaseRun) -> None:
     if ctx.probe_plan:
         dt_before = run.exec("dt_before", s.postgres, *_psql(run), "-c", "\\dt")
         schema_before = schema_diff(run, "schema_before")
+    data_before = live_snapshot(run, "data_before")  # what the data check compares
     runner = s.wsgi
     if not all(name in show.stdout for _, name in to_undo):
         if ctx.probe_plan:
@@ -61,6 +65,7 @@ def database_rollback(run: PhaseRun) -> None:
     left = applied_beyond(run, "verify_migrations")
     if left:
         raise RollbackError(f"phase 4: still applied after the rollback: {_names(left)}")
+    verify_restored(run, data_before)  # the data, row by row: an irreversible drop shows here
     diff = schema_diff(run, "verify_schema")
     if diff:
         raise RollbackError(
