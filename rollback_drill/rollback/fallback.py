@@ -38,6 +38,8 @@ class PhaseFailure:
     error: str
 
     def describe(self) -> str:
+        if self.error.startswith(f"phase {self.phase} "):  # a step's error names both already
+            return self.error
         where = f", step {self.step}" if self.step else ""
         return f"phase {self.phase} ({self.title}){where} failed: {self.error}"
 
