@@ -7,6 +7,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -235,3 +237,43 @@ def _wait(cond: Any, timeout: float = 5.0) -> Any:
             return value
         time.sleep(0.05)
     return cond()
+
+
+DEPLOYMENT_PROCESS = """
+import sys, time
+from pathlib import Path
+from rollback_drill.compose import run_command
+from rollback_drill.deployments import TOKEN_ENV, DeploymentRecord, record_path, stop_request
+from rollback_drill.lock import DeploymentLock
+
+state, token = Path(sys.argv[1]), sys.argv[2]
+lock = DeploymentLock(state / "deployment.lock")
+with lock.held("deployment of hybrid", token=token, release="hybrid"):
+    record = DeploymentRecord.of_this_process(token, "hybrid", "rbd-test", {"backend-wsgi": []})
+    record.save(record_path(state))
+    run_command(["sleep", "60"], env={TOKEN_ENV: token}, own_session=True)
+    record.finish(record_path(state), "stopped" if stop_request(state, token) else "finished")
+"""
+
+
+def test_phase_1_stops_a_deployment_run_by_another_process(tmp_path: Path) -> None:
+    ctx = context(tmp_path)
+    stack: FakeStack = ctx.stack  # type: ignore[assignment]
+    state = stack.workspace.state_dir
+    state.mkdir(parents=True)
+    token = "proc-" + str(time.time_ns())
+    proc = subprocess.Popen([sys.executable, "-c", DEPLOYMENT_PROCESS, str(state), token])
+    try:
+        assert _wait(lambda: token_processes(token), timeout=20), "the deployment never started"
+        assert _wait(lambda: running_deployment(stack), timeout=10)  # type: ignore[arg-type]
+        run = PhaseRun(ctx, 1)
+        take_lock(run)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    record = DeploymentRecord.load(record_path(state))
+    assert record is not None and record.status == "stopped" and record.pid == proc.pid
+    assert token_processes(token) == {}
+    assert DeploymentLock(state / "deployment.lock").holder().holder == "test rollback"  # type: ignore[union-attr]
+    assert any("1 compose process(es) signalled" in s and "sleep 60" in s for s in ctx.stopped)
