@@ -39,14 +39,27 @@ apt_install() {
 }
 
 # --- 1. virtualenv ---------------------------------------------------------------------------
-# pip (not uv: the venv has no uv before this step) in hash-checking mode: every package of the
-# lock, at its version, from a file whose hash the lock lists; the checkout itself without deps.
+# Hash-checking mode: every package of the lock, at its version, from a file whose hash the lock
+# lists; the checkout itself without deps. pip installs uv (its lines of the lock), uv the rest:
+# a fresh virtualenv (every fresh clone, every CI run) installs in seconds instead of minutes
+# (measured side by side on this machine: uv 8 s + 6 s for the checkout, pip 3 min 40 s + 27 s,
+# both at load 20). uv reads no pip.conf: when it fails (no index it can reach), pip installs
+# the lock, and the log says so.
 req_hash=$(sha "$ROOT/requirements.lock" "$ROOT/pyproject.toml")
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.requirements.sha" 2>/dev/null)" != "$req_hash" ]; then
     step "virtualenv: installing requirements.lock and this checkout into .venv"
     python3 -m venv "$VENV" >>"$LOG" 2>&1 || { apt_install python3-venv; run python3 -m venv "$VENV"; }
-    run "$VENV/bin/pip" install -q --disable-pip-version-check --require-hashes -r "$ROOT/requirements.lock"
-    run "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e "$ROOT"
+    uv_req="$VENV/.uv-requirement.txt"
+    awk '/^uv==/{p=1} p{print} p && !/\\$/{exit}' "$ROOT/requirements.lock" > "$uv_req"
+    run "$VENV/bin/pip" install -q --disable-pip-version-check --require-hashes -r "$uv_req"
+    if "$VENV/bin/uv" pip install -q --require-hashes -r "$ROOT/requirements.lock" \
+            --python "$VENV/bin/python" >>"$LOG" 2>&1; then
+        run "$VENV/bin/uv" pip install -q --no-deps -e "$ROOT" --python "$VENV/bin/python"
+    else
+        step "virtualenv: uv could not install the lock (see $LOG); pip installs it"
+        run "$VENV/bin/pip" install -q --disable-pip-version-check --require-hashes -r "$ROOT/requirements.lock"
+        run "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e "$ROOT"
+    fi
     echo "$req_hash" > "$VENV/.requirements.sha"
 fi
 
