@@ -37,7 +37,7 @@ engine-nightly: bootstrap
 
 # What CI runs: lint, the engine's tests, then the quick drills (Docker required, never skipped).
 test: lint
-	$(PYTEST) tests/ -q -m "not nightly" $(ARGS)
+	$(PYTEST) tests/ -q -m "not nightly" --durations=15 $(ARGS)
 	$(PYTEST) drills/ -m quick --drill-require-docker --junitxml=reports/junit-quick.xml $(ARGS)
 
 cleanup: bootstrap
