@@ -34,7 +34,6 @@ from pathlib import Path
 
 from rollback_drill import nginx_mount
 from rollback_drill.compose import CommandResult
-from rollback_drill.deploy import current_release
 from rollback_drill.errors import BackupError
 from rollback_drill.stack import Stack
 
@@ -116,7 +115,7 @@ def take_backups(stack: Stack) -> BackupSet:
     """Run the Configuration Backup Procedure on the running stack, then verify it."""
     t, ws = stack.target, stack.workspace
     s = t.services
-    with stack.journal.step("backup", "procedure", release=current_release(stack)) as step:
+    with stack.journal.step("backup", "procedure", release=stack.current_release()) as step:
         created = time.time()
         # 1. Nginx configuration (inside the nginx container; a bind-mounted one: its file)
         mounted = nginx_mount.mount_source(stack)
@@ -171,7 +170,7 @@ def take_backups(stack: Stack) -> BackupSet:
             raise BackupError(f"pg_dump of {db.name} into {dump} failed: {res.tail(1)}")
         backups = BackupSet(
             created=created,
-            release=current_release(stack),
+            release=stack.current_release(),
             commit=commit,
             commit_file=str(commit_file),
             nginx_conf=t.paths.nginx_conf,

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from rollback_drill.backup import verify_backups
 from rollback_drill.compose import CommandResult, run_command
 from rollback_drill.deployments import (
     TOKEN_ENV,
@@ -138,19 +139,9 @@ def nginx_workers(stack: Stack) -> dict[int, str]:
 def start_release(stack: Stack, services: list[str], timeout_s: float = 240.0) -> None:
     """First deployment of the checked-out release: stack up, migrations, users."""
     stack.up(services, timeout_s=timeout_s)
-    with stack.journal.step("deploy", "migrate", release=current_release(stack)):
+    with stack.journal.step("deploy", "migrate", release=stack.current_release()):
         migrate(stack)
     ensure_users(stack)
-
-
-def current_release(stack: Stack) -> str:
-    """The release checked out in the workspace: the tag of HEAD that names a release."""
-    tags = stack.workspace.git("tag", "--points-at", "HEAD").split()
-    rel = stack.target.releases
-    for name in (rel.previous, rel.next, *rel.overlays):
-        if name in tags:
-            return name
-    return tags[0] if tags else stack.workspace.head()[:12]
 
 
 class DeploymentStopped(StackError):
@@ -314,7 +305,6 @@ def guarded_deploy(
     lock: raises :class:`~rollback_drill.errors.BackupError` or
     :class:`~rollback_drill.errors.LockHeld` (one line) before anything is changed. The lock
     names the deployment's token, so that a rollback's Phase 1 can find and stop it."""
-    from rollback_drill.backup import verify_backups
     from rollback_drill.lock import DeploymentLock
 
     token = uuid.uuid4().hex

@@ -243,6 +243,15 @@ class Stack:
             else self.compose.run(*args, timeout=timeout)
         )
 
+    def current_release(self) -> str:
+        """The release checked out in the workspace: the tag of HEAD that names a release."""
+        tags = self.workspace.git("tag", "--points-at", "HEAD").split()
+        rel = self.target.releases
+        for name in (rel.previous, rel.next, *rel.overlays):
+            if name in tags:
+                return name
+        return tags[0] if tags else self.workspace.head()[:12]
+
     def logs(self, service: str, tail: int = 100) -> str:
         return self.compose.run("logs", "--no-color", "--tail", str(tail), service).stdout
 

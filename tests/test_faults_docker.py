@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from rollback_drill.client import AppClient
-from rollback_drill.deploy import current_release, deploy_release
+from rollback_drill.deploy import deploy_release
 from rollback_drill.faults import (
     BaseFault,
     CpuQuota,
@@ -152,7 +152,7 @@ def test_a_faulty_release_serves_its_exact_share_and_reverts(hybrid_stack: Stack
     finally:
         fault.revert()
         fault.revert()
-    assert current_release(stack) == stack.target.releases.next
+    assert stack.current_release() == stack.target.releases.next
     healthy_again(stack)
 
 

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from team_repo import make_team_repo, snapshot, write_target
 
-from rollback_drill.deploy import current_release, deploy_release
+from rollback_drill.deploy import deploy_release
 from rollback_drill.fixtures.stack import running_stack
 from rollback_drill.journal import Journal
 from rollback_drill.stack import RUN_LABEL, docker_client
@@ -38,13 +38,13 @@ def test_previous_ref_comes_up_and_the_next_ref_deploys(
     before = snapshot(team)
     run = f"gr{uuid.uuid4().hex[:8]}"
     with running_stack(target, Journal(), run) as stack:
-        assert current_release(stack) == "v1"
+        assert stack.current_release() == "v1"
         services = {c.labels["com.docker.compose.service"] for c in stack.containers()}
         assert "live" not in services  # v1 has no ASGI service yet
         with psycopg.connect(stack.postgres_dsn(), connect_timeout=10) as conn:
             assert conn.execute(_COLOR).fetchone() == (0,)
         deploy_release(stack, "v2")
-        assert current_release(stack) == "v2"
+        assert stack.current_release() == "v2"
         assert stack.workspace.head() == stack.workspace.commits["v2"]
         services = {c.labels["com.docker.compose.service"] for c in stack.containers()}
         assert {"proxy", "web", "live", "db", "cache"} <= services

@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from rollback_drill.deploy import SERVING, current_release, deploy_release
+from rollback_drill.deploy import SERVING, deploy_release
 from rollback_drill.errors import FaultError, NotOnThisTarget
 from rollback_drill.faults.base import BaseFault, Effect
 from rollback_drill.journal import Journal
@@ -172,7 +172,7 @@ class FaultyRelease(BaseFault):
 
     def _revert(self) -> None:
         try:
-            if self._deploying and current_release(self.stack) != self.good_release:
+            if self._deploying and self.stack.current_release() != self.good_release:
                 self._deploy(self.good_release)
             self._deploying = False
         finally:

@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from rollback_drill.defects import evidence_of
-from rollback_drill.deploy import current_release
 from rollback_drill.errors import RollbackError
 from rollback_drill.rollback.health import smoke_test
 from rollback_drill.rollback.nginx import restore_nginx_conf
@@ -49,7 +48,7 @@ def code_rollback(run: PhaseRun) -> None:
 
     commit = run.action("previous_commit", f"cat {backups.commit_file}", previous)
     run.host("checkout", ["git", "checkout", "-q", "--detach", commit])
-    release = current_release(stack)
+    release = stack.current_release()
     run.compose("build_wsgi", "build", s.wsgi, timeout=600)
     run.compose("up_wsgi", "up", "-d", s.wsgi)
     stack.forget_ports()

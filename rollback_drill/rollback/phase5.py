@@ -13,7 +13,6 @@ the backup manifest, then checks out ``tags/<stable tag>``, rebuilds and starts 
 from __future__ import annotations
 
 from rollback_drill.defects import evidence_of
-from rollback_drill.deploy import current_release
 from rollback_drill.rollback.health import full_health_check
 from rollback_drill.rollback.phase1 import announce, take_lock
 from rollback_drill.rollback.steps import PhaseRun
@@ -76,7 +75,7 @@ def emergency_restore(run: PhaseRun) -> None:
     run.host(
         "checkout_stable", ["git", "checkout", "-q", "--detach", f"tags/{t.releases.stable_tag}"]
     )
-    release = current_release(stack)
+    release = stack.current_release()
     # 4. Rebuild and start
     run.compose("build", "build", timeout=900)
     run.compose("up", "up", "-d")
