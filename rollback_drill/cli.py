@@ -21,106 +21,27 @@ Every error is one line and a distinct exit status (see :mod:`rollback_drill.err
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from rollback_drill import alerts, chaostoolkit, migrations_check, replay, watch
+from rollback_drill.cleanup import cleanup, untag_stand_ins
 from rollback_drill.compose import Compose
 from rollback_drill.errors import DrillError
 from rollback_drill.override import OVERRIDE_FILE, write_override
 from rollback_drill.policy import load_policy
 from rollback_drill.preflight import check_compose, check_pinned_ports
 from rollback_drill.session import (
-    KEPT_FILE,
-    KEPT_LABEL,
     bring_up,
     describe,
     kept_runs,
     resolve_target,
     take_down,
 )
-from rollback_drill.signals._docker import list_containers
-from rollback_drill.stack import RUN_LABEL, docker_client, sweep
+from rollback_drill.stack import docker_client
 from rollback_drill.target import load_target
-from rollback_drill.workspace import PID_LABEL, create_workspace
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0 or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _workspaces() -> dict[str, tuple[Path, int]]:
-    """Run workspaces in the temporary directory: run id -> (directory, pid of its run)."""
-    found: dict[str, tuple[Path, int]] = {}
-    for env_file in Path(tempfile.gettempdir()).glob("rbd-*-*/.env"):
-        try:
-            lines = env_file.read_text().splitlines()
-        except OSError:
-            continue
-        env = dict(line.partition("=")[::2] for line in lines if "=" in line)
-        run, pid = env.get("RBD_RUN_ID", ""), env.get("RBD_RUN_PID", "0")
-        if run and env_file.parent.name.startswith(f"rbd-{run}-"):
-            found[run] = (env_file.parent, int(pid) if pid.isdigit() else 0)
-    return found
-
-
-def cleanup(all_runs: bool = False, only: Sequence[str] = ()) -> list[str]:
-    client = docker_client()
-    runs: dict[str, int] = {}
-    kept: set[str] = set()  # left running on purpose by `rollback-drill up`
-    for c in list_containers(client, {"label": RUN_LABEL}):
-        labels = c.labels
-        runs[labels[RUN_LABEL]] = int(labels.get(PID_LABEL, "0") or 0)
-        if labels.get(KEPT_LABEL) == "1":
-            kept.add(labels[RUN_LABEL])
-    for kind in (client.networks, client.volumes, client.images):
-        for obj in kind.list(filters={"label": RUN_LABEL}):
-            labels = obj.attrs.get("Labels") or obj.attrs.get("Config", {}).get("Labels") or {}
-            runs.setdefault(labels.get(RUN_LABEL, ""), int(labels.get(PID_LABEL, "0") or 0))
-            if labels.get(KEPT_LABEL) == "1":
-                kept.add(labels.get(RUN_LABEL, ""))
-    workspaces = _workspaces()
-    for run, (root, pid) in workspaces.items():
-        runs.setdefault(run, pid)
-        if (root / KEPT_FILE).is_file():
-            kept.add(run)
-    removed: list[str] = []
-    for run, pid in sorted(runs.items()):
-        if not run or (only and run not in only):
-            continue
-        if not all_runs and (run in kept or _alive(pid)):
-            continue
-        removed += sweep(client, f"{RUN_LABEL}={run}")
-        if run in workspaces:
-            shutil.rmtree(workspaces[run][0], ignore_errors=True)
-            removed.append(f"workspace {workspaces[run][0]}")
-    return removed
-
-
-def untag_stand_ins() -> list[str]:
-    """Remove the registry names that runs tagged onto the suite's local images (a target's
-    ``images`` map): only extra tags of images carrying the suite's labels, never an image."""
-    client = docker_client()
-    removed: list[str] = []
-    for label in ("io.rollback-drill", "io.rollback-drill.base"):
-        for image in client.images.list(filters={"label": label}):
-            for tag in image.tags:
-                if not tag.startswith("rollback-drill/"):
-                    client.images.remove(tag, noprune=True)
-                    removed.append(f"tag {tag}")
-    return removed
+from rollback_drill.workspace import create_workspace
 
 
 def check_target(path: Path) -> list[str]:

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from rollback_drill import nginx_mount
 from rollback_drill.backup import verify_backups
 from rollback_drill.compose import CommandResult, run_command
 from rollback_drill.deployments import (
@@ -31,10 +32,10 @@ from rollback_drill.deployments import (
     stop_request,
 )
 from rollback_drill.errors import BackupError, StackError
+from rollback_drill.nginx_control import CANDIDATE_SUFFIX, reload_nginx
 from rollback_drill.stack import Stack
 from rollback_drill.wait import wait_for
 
-CANDIDATE_SUFFIX = ".candidate"
 SERVING = "new containers serving"
 """Journal name of the moment a deployment's new app containers are all up (healthy unless
 deployed with ``wait=False``) and the old ones gone: a defect in the app is live from then."""
@@ -64,8 +65,6 @@ def install_nginx_conf(stack: Stack, source_rel_path: str) -> None:
     """Copy a config from the workspace into nginx, ``nginx -t`` it, then swap and reload; a
     config bind-mounted from the repository is tested in a throwaway container and installed
     in place (:mod:`rollback_drill.nginx_mount`)."""
-    from rollback_drill import nginx_mount
-
     t = stack.target
     mounted = nginx_mount.mount_source(stack)
     if mounted is not None:
@@ -90,50 +89,6 @@ def install_nginx_conf(stack: Stack, source_rel_path: str) -> None:
         raise StackError(f"nginx -t rejected {source_rel_path}: {test.tail(1)}; old config kept")
     stack.exec(t.services.nginx, "mv", candidate, conf)
     reload_nginx(stack)
-
-
-def reload_nginx(stack: Stack, timeout_s: float = 30.0, *, drain: bool = True) -> None:
-    """``nginx -s reload``, then poll until no old-generation worker is left serving.
-
-    A reload is asynchronous: old workers keep serving their open (keep-alive) connections
-    with the old configuration until they finish, so "reloaded" means none is shutting down.
-    """
-    nginx = stack.target.services.nginx
-    before = nginx_workers(stack)
-    stack.exec(nginx, "nginx", "-s", "reload")
-
-    # ``nginx -s reload`` only signals the master and returns: "reloaded" needs a worker of the
-    # new generation (a pid not seen before) and none of the old one still serving.
-    # With ``drain=False`` a new generation suffices: old workers no longer accept connections
-    # and close their idle keep-alive ones, they only finish requests already in flight.
-    def reloaded(workers: dict[int, str]) -> bool:
-        new = [pid for pid in workers if pid not in before]
-        draining = any("shutting down" in t for t in workers.values())
-        return bool(new) and not (drain and draining)
-
-    wait_for(
-        lambda: nginx_workers(stack),
-        reloaded,
-        timeout_s=timeout_s,
-        what="nginx to start new workers and finish the old ones after reload",
-        interval_s=0.2,
-        hint="a reload the master rejected leaves the old workers: see `docker compose logs nginx`",
-    )
-
-
-def nginx_workers(stack: Stack) -> dict[int, str]:
-    """The nginx container's worker processes: pid -> process title."""
-    listing = (
-        "for p in /proc/[0-9]*; do printf '%s ' ${p#/proc/}; "
-        "tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done"
-    )
-    out = stack.exec(stack.target.services.nginx, "sh", "-c", listing, check=False).stdout
-    workers: dict[int, str] = {}
-    for line in out.splitlines():
-        pid, _, title = line.partition(" ")
-        if pid.isdigit() and "worker process" in title:
-            workers[int(pid)] = title.strip()
-    return workers
 
 
 def start_release(stack: Stack, services: list[str], timeout_s: float = 240.0) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from rollback_drill.compose import CommandResult
 from rollback_drill.errors import StackError
+from rollback_drill.nginx_control import reload_nginx
 from rollback_drill.stack import Stack
 
 __all__ = ["backup_path", "install", "mount_source", "test_config"]
@@ -74,7 +75,6 @@ def test_config(stack: Stack, candidate: Path) -> CommandResult:
 def install(stack: Stack, source: Path, candidate: Path) -> str:
     """Make ``candidate``'s content the live config mounted from ``source``; returns how
     (``reloaded`` or ``recreated``). The candidate must have passed :func:`test_config`."""
-    from rollback_drill.deploy import reload_nginx
 
     t = stack.target
     text = candidate.read_bytes()

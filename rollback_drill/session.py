@@ -25,6 +25,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from rollback_drill.cleanup import cleanup, run_workspaces
 from rollback_drill.deploy import deploy_release, start_release
 from rollback_drill.errors import StackError, TargetError
 from rollback_drill.journal import Journal
@@ -32,7 +33,7 @@ from rollback_drill.override import OverrideParams
 from rollback_drill.signals._docker import list_containers
 from rollback_drill.stack import Stack, built_image_parents, docker_client, prune_untagged
 from rollback_drill.target import Target, load_target
-from rollback_drill.workspace import RUN_LABEL, STATE_DIR, create_workspace
+from rollback_drill.workspace import KEPT_FILE, KEPT_LABEL, RUN_LABEL, STATE_DIR, create_workspace
 
 __all__ = [
     "CREDENTIALS_FILE",
@@ -46,8 +47,6 @@ __all__ = [
     "take_down",
 ]
 
-KEPT_LABEL = "io.rollback-drill.kept"
-KEPT_FILE = f"{STATE_DIR}/kept.json"
 CREDENTIALS_FILE = f"{STATE_DIR}/credentials"
 
 
@@ -189,7 +188,6 @@ def bring_up(
 
 def kept_runs() -> dict[str, Path | None]:
     """Runs left running by ``up``: run id -> its workspace (None when it is gone)."""
-    from rollback_drill.cli import _workspaces
 
     runs: dict[str, Path | None] = {}
     client = docker_client()
@@ -198,7 +196,7 @@ def kept_runs() -> dict[str, Path | None]:
             runs.setdefault(c.labels.get(RUN_LABEL, ""), None)
     finally:
         client.close()
-    for run, (root, _) in _workspaces().items():
+    for run, (root, _) in run_workspaces().items():
         if (root / KEPT_FILE).is_file() or run in runs:
             runs[run] = root
     runs.pop("", None)
@@ -209,7 +207,6 @@ def take_down(run: str | None = None) -> tuple[str, list[str]]:
     """Remove a stack ``up`` left running (the only one, or ``run``); returns its run id and
     what was removed: every object carrying its run label, the untagged intermediate images
     of its builds that nothing else uses, and its workspace."""
-    from rollback_drill.cli import cleanup
 
     kept = kept_runs()
     if run is None:

@@ -43,6 +43,8 @@ STATE_DIR = ".rollback"
 LABEL = "io.rollback-drill"
 RUN_LABEL = "io.rollback-drill.run"
 PID_LABEL = "io.rollback-drill.pid"
+KEPT_LABEL = "io.rollback-drill.kept"  # a stack `up` left running on purpose
+KEPT_FILE = f"{STATE_DIR}/kept.json"  # and the state file of its workspace
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from rollback_drill import nginx_mount
-from rollback_drill.deploy import CANDIDATE_SUFFIX, reload_nginx
 from rollback_drill.errors import RollbackError
+from rollback_drill.nginx_control import CANDIDATE_SUFFIX, reload_nginx
 from rollback_drill.rollback.steps import PhaseRun
 
 __all__ = ["restore_nginx_conf"]
