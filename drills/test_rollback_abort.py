@@ -7,17 +7,19 @@ Fails)", drilled for real.
   processes and the containers it created -- and take its lock; the deployment ends with
   ``DeploymentStopped``; no container of the half-deployed release runs afterwards; the phases
   complete within budget and the validation checklist is green.
-- **fallback**: the previous release no longer builds -- its Dockerfile's base image tag (an
-  alias of the suite's base image the release was built from) is deleted after the
-  deployment, as a registry or cache clean-up does -- so Phase 3's ``docker compose build``
-  fails for real. The executor falls back to Phase 5 (backup restored, the last stable release
-  built and started), the result names the failed phase and step, and the data-loss window
-  (writes acknowledged after the backup's dump and lost by the restore) is reported in the
-  JUnit properties and the HTML report; the checklist is green afterwards.
+- **fallback**: the previous release no longer builds -- its image copies a wheelhouse from the
+  build host (a directory in its build context that git does not track), and the build host
+  is cleaned up after the deployment -- so Phase 3's ``docker compose build`` fails for real
+  (``COPY failed``; no registry is asked). The executor falls back to Phase 5 (backup
+  restored, the last stable release built and started), the result names the failed phase and
+  step, and the data-loss window (writes acknowledged after the backup's dump and lost by the
+  restore) is reported in the JUnit properties and the HTML report; the checklist is green
+  afterwards.
 """
 
 from __future__ import annotations
 
+import shutil
 import threading
 from pathlib import Path
 from typing import Any
@@ -40,7 +42,6 @@ pytestmark = [pytest.mark.full, pytest.mark.nightly]
 
 ABORT_REASON = "drill: roll back the deployment of the next release while it still rolls"
 FALLBACK_REASON = "drill: code rollback of the next release (its previous release no longer builds)"
-RETIRED_BASE = "retired-{run_id}"  # the alias tag of the base image the previous release names
 
 
 class Background:
@@ -186,43 +187,38 @@ def test_failed_code_rollback_falls_back_to_phase_5(
     run, stack = drill_run, drill_run.stack
     rel, ws = stack.target.releases, stack.workspace
     dockerfile = ws.root / "app" / "Dockerfile"
-    base = next(
-        line.split()[1] for line in dockerfile.read_text().splitlines() if line.startswith("FROM")
+    wheels = dockerfile.parent / f"wheels-{ws.run_id}"  # on the build host, not in git
+    wheels.mkdir()
+    (wheels / "README").write_text("wheels the previous release's image copies\n")
+    # the previous release as it was deployed: its image copies a wheelhouse from the build
+    # host (untracked); built and recorded by the backup procedure
+    text = dockerfile.read_text()
+    marker = "WORKDIR /app\n"
+    assert marker in text, f"{dockerfile}: no {marker.strip()!r} line to copy the wheels after"
+    copy = f"COPY {wheels.name}/ /opt/wheels/\n"
+    dockerfile.write_text(text.replace(marker, marker + copy, 1))
+    message = f"{rel.previous}: its image copies the build host's {wheels.name}/"
+    ws.git("commit", "-q", "-m", message, "--", str(dockerfile.relative_to(ws.root)))
+    stack.compose.check("build", stack.target.services.wsgi, timeout=600)
+    run.mark("previous release copies the build host's wheelhouse", commit=ws.head()[:12])
+    run.capture_baseline()
+    backups = run.backup()
+    run.load.wait_for_writes(10, after=backups.dump_finished)  # type: ignore[union-attr]
+    run.deploy(rel.next)
+    # the build host's wheelhouse is cleaned up: the previous release no longer builds
+    shutil.rmtree(wheels)
+    run.mark("wheelhouse removed from the build host", path=wheels.name)
+    run.load.wait_for_writes(10, after=run.mark("writes after the deployment"))  # type: ignore[union-attr]
+    result, rolled_back_at = rollback_with_ledger(
+        run,
+        (1, 3),
+        FALLBACK_REASON,
+        defects=plan_defects,
+        sink_path=report_dir / "announcements" / "test_failed_code_rollback.txt",
+        holder=f"fallback drill {drill_record.nodeid}",
+        record=drill_record,
+        record_property=record_property,
     )
-    alias = f"{base.split(':')[0]}:{RETIRED_BASE.format(run_id=ws.run_id)}"
-    image = stack.docker.images.get(base)
-    assert image.tag(alias), f"could not tag {base} as {alias}"
-    try:
-        # the previous release as it was deployed: its Dockerfile names the alias; built (all
-        # layers cached: the same image) and recorded by the backup procedure
-        dockerfile.write_text(dockerfile.read_text().replace(f"FROM {base}", f"FROM {alias}", 1))
-        rel_path = str(dockerfile.relative_to(ws.root))
-        ws.git(
-            "commit", "-q", "-m", f"{rel.previous}: base image pinned to {alias}", "--", rel_path
-        )
-        stack.compose.check("build", stack.target.services.wsgi, timeout=600)
-        run.mark("previous release pinned to its base image tag", commit=ws.head()[:12])
-        run.capture_baseline()
-        backups = run.backup()
-        run.load.wait_for_writes(10, after=backups.dump_finished)  # type: ignore[union-attr]
-        run.deploy(rel.next)
-        # the previous release's base image tag is retired (a registry or cache clean-up)
-        stack.docker.images.remove(alias, noprune=True)
-        run.mark("base image tag retired", tag=alias)
-        run.load.wait_for_writes(10, after=run.mark("writes after the deployment"))  # type: ignore[union-attr]
-        result, rolled_back_at = rollback_with_ledger(
-            run,
-            (1, 3),
-            FALLBACK_REASON,
-            defects=plan_defects,
-            sink_path=report_dir / "announcements" / "test_failed_code_rollback.txt",
-            holder=f"fallback drill {drill_record.nodeid}",
-            record=drill_record,
-            record_property=record_property,
-        )
-    finally:
-        if alias in {t for i in stack.docker.images.list(name=base.split(":")[0]) for t in i.tags}:
-            stack.docker.images.remove(alias, noprune=True)
     checks = fallback_checks(result, 3, "build")
     loss = result.data_loss
     record_property("data_loss", loss.describe() if loss is not None else "not measured")
