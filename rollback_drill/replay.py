@@ -150,7 +150,10 @@ def load_recording(path: Path) -> Recording:
 
 
 def find_recordings(path: Path) -> list[Path]:
-    """A recording file, or every recording of a run directory (its ``recordings/``)."""
+    """A recording file, or every recording of a run directory (its ``recordings/``) or of the
+    run whose journal (``journal.jsonl``) is given."""
+    if path.is_file() and path.suffix == ".jsonl":
+        path = path.parent
     if path.is_file():
         return [path]
     if path.is_dir():
@@ -486,7 +489,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="replay a drill's recording through the policy, offline",
         description=__doc__.splitlines()[0] if __doc__ else None,
     )
-    p.add_argument("path", type=Path, help="a recording (.json.gz) or a run's report directory")
+    p.add_argument(
+        "path", type=Path, help="a recording (.json.gz), a run's report directory or its journal"
+    )
     p.add_argument(
         "--policy",
         type=Path,
