@@ -19,6 +19,7 @@ from rollback_drill.faults import faulty_releases as releases
 from rollback_drill.faults.base import Effect
 from rollback_drill.faults.release import DEFECT_FILE, FaultyRelease, build_release
 from rollback_drill.journal import Journal
+from rollback_drill.stack import Stack
 from rollback_drill.target import Target, load_target
 from rollback_drill.workspace import Workspace, create_workspace
 
@@ -40,7 +41,9 @@ def workspace(target: Target, tmp_path: Path) -> Iterator[Workspace]:
 
 
 def fake_stack(target: Target, workspace: Workspace) -> Any:
-    return SimpleNamespace(target=target, workspace=workspace, journal=Journal())
+    stack = SimpleNamespace(target=target, workspace=workspace, journal=Journal())
+    stack.current_release = lambda: Stack.current_release(stack)  # type: ignore[arg-type]
+    return stack
 
 
 def test_build_commits_the_good_release_plus_overlay_and_config(
