@@ -7,17 +7,20 @@
     - [ ] Error rate < 1%                         - [ ] P95 latency back to baseline
     - [ ] No error spikes in logs
 
-Thresholds that the plan states in this checklist ("< 1 %") live in :data:`CHECKLIST`; "back
-to baseline" reuses the policy's own degradation threshold (P95 above 1.5x baseline is where
-the plan starts to worry), so no number is invented twice.
+Every limit comes from the policy's ``checklist`` section (``Policy.checklist``), next to the
+plan's words: the error rate's "< 1 %" and the requests it needs, the rule whose threshold "P95
+latency back to baseline" reuses (the policy's degradation rule: P95 above 1.5x baseline is
+where the plan starts to worry) with its parts and their requests, the log-spike pattern and
+the error lines allowed. "All containers are healthy" is the executor's one rule
+(:func:`rollback_drill.rollback.health.judge_containers`): every container running and healthy
+but those the rollback stopped on purpose, which the result names.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
 from typing import Any
 
 import httpx
@@ -32,39 +35,23 @@ from rollback_drill.monitor import ERROR_OUTCOMES
 from rollback_drill.policy import Policy
 from rollback_drill.probe import ProbeResult, probe
 from rollback_drill.records import Outcome, RecordStore
+from rollback_drill.rollback.health import container_health
 from rollback_drill.stack import Stack
 from rollback_drill.traffic import Category
 
 
-@dataclass(frozen=True)
-class ChecklistLimits:
-    max_error_rate: float = 0.01  # "Error rate < 1%"
-    p95_rule: str = "performance_degradation"  # "P95 latency back to baseline": not degraded
-    p95_category: str = "crud"
-    min_p95_requests: int = 100  # below this a P95's interval spans the tail: no evidence
-    p95_parts: int = 3  # the P95 is judged in thirds of the observation period (a majority)
-    log_error_pattern: str = r"(Traceback|\bERROR\b|\[error\]|\[crit\]|\[emerg\])"
-    min_requests: int = 20  # under this the error-rate item has no evidence and fails
-
-
-CHECKLIST = ChecklistLimits()
-
-
-def containers_healthy(stack: Stack) -> CheckResult:
-    rows = stack.ps()
-    states = {
-        row["Name"]: row.get("Health") or row.get("State", "?")
-        for row in rows
-        if row.get("State") == "running"
-    }
-    stopped = [row["Name"] for row in rows if row.get("State") != "running"]
-    bad = {n: s for n, s in states.items() if s not in ("healthy",)}
+def containers_healthy(stack: Stack, stopped: Collection[str] = ()) -> CheckResult:
+    """Every container running and healthy (``ps -a``), but the services in ``stopped`` --
+    those the executed rollback phases stopped on purpose -- which may be stopped."""
+    verdict = container_health(stack, stopped)
+    why = ", ".join(sorted(stopped)) or "none"
     return CheckResult(
         "All containers are healthy (docker compose ps)",
-        bool(states) and not bad,
-        states,
-        "every running container healthy",
-        f"not running (expected after rollback: stopped ASGI): {stopped}" if stopped else "",
+        verdict.ok,
+        verdict.states,
+        f"every container running and healthy; stopped on purpose by the rollback: {why}",
+        verdict.describe() if (verdict.bad or verdict.excused) else "",
+        data={"bad": verdict.bad, "stopped_on_purpose": sorted(verdict.excused)},
     )
 
 
@@ -154,17 +141,23 @@ def api_expected_data(stack: Stack) -> CheckResult:
     return CheckResult(name, ok, measured, "each request as expected; writes read back", detail)
 
 
-def error_rate(records: RecordStore, since: float, until: float | None = None) -> CheckResult:
+def error_rate(
+    records: RecordStore, policy: Policy, since: float, until: float | None = None
+) -> CheckResult:
+    """The share of failed requests since ``since``: below the policy's limit (strict),
+    over at least its number of requests."""
+    limits = policy.checklist
     until = until or time.time()
     st = records.window(None, since, until)
     rate = st.share(*ERROR_OUTCOMES)
-    ok = st.count >= CHECKLIST.min_requests and rate < CHECKLIST.max_error_rate
+    ok = st.count >= limits.min_requests and rate < limits.max_error_rate
     return CheckResult(
-        "Error rate < 1%",
+        f"Error rate < {limits.max_error_rate:.0%}",
         ok,
         round(rate, 4),
-        f"< {CHECKLIST.max_error_rate:.0%} over >= {CHECKLIST.min_requests} requests",
+        f"< {limits.max_error_rate:.0%} over >= {limits.min_requests} requests",
         f"{st.count} requests in {until - since:.0f} s",
+        data={"limit": limits.max_error_rate, "requests": st.count},
     )
 
 
@@ -176,7 +169,7 @@ def p95_back_to_baseline(
     until: float | None = None,
     *,
     baseline_window: tuple[float, float] | None = None,
-    parts: int = CHECKLIST.p95_parts,
+    parts: int | None = None,
 ) -> CheckResult:
     """CRUD P95 since the rollback against the policy's degradation threshold (1.5x baseline).
 
@@ -190,11 +183,14 @@ def p95_back_to_baseline(
     10 s after a rollback that read 1.1-1.2x in every local run) lands in one part. Every
     part's points and intervals are in the detail. Without the baseline's window
     (``baseline_window``) the baseline's value is taken as exact. A part with fewer than
-    ``CHECKLIST.min_p95_requests`` requests is no evidence: it counts as above the limit.
+    ``checklist.p95.min_requests`` requests is no evidence: it counts as above the limit. The
+    rule, category, parts and requests are the policy's (``checklist.p95``).
     """
+    spec = policy.checklist.p95
+    parts = parts or spec.parts
     until = until or time.time()
-    cat = CHECKLIST.p95_category
-    rule = policy.rule(CHECKLIST.p95_rule)
+    cat = spec.category
+    rule = policy.rule(spec.rule)
     factor = rule.condition.threshold
     assert factor is not None and rule.condition.baseline is not None
     base = baseline.get(rule.condition.baseline, Scope(ScopeKind.CATEGORY, cat))
@@ -205,13 +201,13 @@ def p95_back_to_baseline(
             name,
             False,
             None,
-            f"a baseline and >= {CHECKLIST.min_p95_requests} {cat} requests per part",
+            f"a baseline and >= {spec.min_requests} {cat} requests per part",
             f"{whole.count} {cat} requests, baseline {base.value if base else None}",
         )
     base_low = base_high = base.value
     if baseline_window is not None:
         bst = records.window(cat, *baseline_window)
-        if bst.count >= CHECKLIST.min_p95_requests:
+        if bst.count >= spec.min_requests:
             assert bst.p95_low_s is not None and bst.p95_high_s is not None
             base_low, base_high = bst.p95_low_s, bst.p95_high_s
     limit = factor * base_high
@@ -221,7 +217,7 @@ def p95_back_to_baseline(
     intervals: list[list[float] | None] = []
     for i in range(parts):
         st = records.window(cat, since + i * step, since + (i + 1) * step)
-        if st.count < CHECKLIST.min_p95_requests or st.p95_low_s is None:
+        if st.count < spec.min_requests or st.p95_low_s is None:
             above += 1
             seen.append(f"{st.count} requests (too few)")
             intervals.append(None)
@@ -236,7 +232,7 @@ def p95_back_to_baseline(
         name,
         above * 2 < parts,
         round(whole.p95_s, 4),
-        f"<= {factor}x baseline {base.value:.4f} s ({CHECKLIST.p95_rule} threshold) "
+        f"<= {factor}x baseline {base.value:.4f} s ({spec.rule} threshold) "
         f"in most of {parts} parts",
         f"{cat} P95 (80 % interval) by part: {'; '.join(seen)}; baseline interval "
         f"{base_low:.4f}-{base_high:.4f} s; a part fails when its lower end > {factor} x "
@@ -245,9 +241,11 @@ def p95_back_to_baseline(
     )
 
 
-def no_error_spikes_in_logs(stack: Stack, since: float) -> CheckResult:
-    """ERROR lines, tracebacks and nginx errors in the app and nginx logs since ``since``."""
-    pattern = re.compile(CHECKLIST.log_error_pattern)
+def no_error_spikes_in_logs(stack: Stack, policy: Policy, since: float) -> CheckResult:
+    """ERROR lines, tracebacks and nginx errors (the policy's pattern) in the app and nginx
+    logs since ``since``: at most the policy's ``max_log_errors``."""
+    limits = policy.checklist
+    pattern = re.compile(limits.log_error_pattern)
     s = stack.target.services
     found: dict[str, int] = {}
     for service in (s.wsgi, s.nginx):
@@ -255,9 +253,9 @@ def no_error_spikes_in_logs(stack: Stack, since: float) -> CheckResult:
         found[service] = sum(1 for line in res.stdout.splitlines() if pattern.search(line))
     return CheckResult(
         "No error spikes in logs",
-        sum(found.values()) == 0,
+        sum(found.values()) <= limits.max_log_errors,
         found,
-        "no error lines since the rollback",
+        f"at most {limits.max_log_errors} error line(s) since the rollback",
     )
 
 
@@ -269,25 +267,27 @@ def run_checklist(
     since: float,
     *,
     baseline_window: tuple[float, float] | None = None,
+    stopped: Collection[str] = (),
 ) -> list[CheckResult]:
-    """Every checklist item, in the plan's order; each item runs even when another failed."""
+    """Every checklist item, in the plan's order; each item runs even when another failed.
+    ``stopped``: the services the rollback stopped on purpose (``health.stopped_on_purpose``)."""
     results: list[CheckResult] = []
     items: list[tuple[str, Callable[[], CheckResult]]] = [
-        ("containers", lambda: containers_healthy(stack)),
+        ("containers", lambda: containers_healthy(stack, stopped)),
         ("database", lambda: database_connection(stack)),
         ("redis", lambda: redis_connection(stack)),
         ("health", lambda: health_endpoint(stack)),
         ("admin", lambda: admin_accessible(stack)),
         ("login", lambda: user_login(stack)),
         ("api", lambda: api_expected_data(stack)),
-        ("error_rate", lambda: error_rate(records, since)),
+        ("error_rate", lambda: error_rate(records, policy, since)),
         (
             "p95",
             lambda: p95_back_to_baseline(
                 records, policy, baseline, since, baseline_window=baseline_window
             ),
         ),
-        ("logs", lambda: no_error_spikes_in_logs(stack, since)),
+        ("logs", lambda: no_error_spikes_in_logs(stack, policy, since)),
     ]
     for key, item in items:
         with stack.journal.step("check", key) as step:

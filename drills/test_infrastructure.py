@@ -74,8 +74,6 @@ from ._support import (
 
 pytestmark = [pytest.mark.anystack, pytest.mark.full, pytest.mark.nightly]
 
-DETECT_SLACK_S = 10.0  # the monitor's tick, the collectors' sampling, the fault's own ramp
-
 
 def threshold(policy: Policy, trigger: str) -> float:
     value = policy.rule(trigger).condition.threshold
@@ -84,16 +82,16 @@ def threshold(policy: Policy, trigger: str) -> float:
 
 
 def window_budget(policy: Policy, trigger: str) -> float:
-    """The rule's (scaled) window and sustain period, plus slack."""
-    rule = policy.rule(trigger)
-    return policy.scale(rule.window_s) + policy.scale(rule.sustained_s or 0) + DETECT_SLACK_S
+    """The rule's (scaled) window and sustain period, plus the policy's slack
+    (``Policy.detect_budget_s``)."""
+    return policy.detect_budget_s(trigger)
 
 
 # ---- aimed levels, from the policy ----------------------------------------------------------
 
 
 def restarts_over(policy: Policy) -> float:
-    return int(threshold(policy, "asgi_restarts")) + 1  # "> 5": six
+    return int(policy.level("asgi_restarts_trigger"))  # "> 5": six
 
 
 def restarts_at(policy: Policy) -> float:
@@ -104,8 +102,7 @@ def memory_over(policy: Policy) -> float:
     """Past "> 95 %" by 30 % of the room left to the limit (96.5 % with the shipped policy):
     squeezed to halfway (97.5 %), the ASGI container reclaimed and stalled (54 % of streams
     failed) and its ratio did not stay above the threshold for the sustain period."""
-    t = threshold(policy, "memory_leak")
-    return t + (1.0 - t) * 0.3
+    return policy.level("memory_leak_trigger")
 
 
 def everything(policy: Policy) -> float:

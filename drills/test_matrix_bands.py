@@ -34,7 +34,6 @@ from ._support import (
     faulty_release,
     hybrid,
     origin_of,
-    scale_budget,
     slow_release,
     steady_reading,
     window,
@@ -96,7 +95,7 @@ def wsgi_share(run: DrillRun) -> float:
 def test_error_rate_above_10_percent_is_immediate_rollback(
     drill_run: DrillRun, record_property: RecordProperty
 ) -> None:
-    run, share = drill_run, 0.12
+    run, share = drill_run, drill_run.policy.level("error_rate_above")
     run.capture_baseline()
     fault = releases.failing_share(run.stack, share, deploy=run.deploy)
     with faulty_release(run, fault, "crud") as first:
@@ -106,7 +105,7 @@ def test_error_rate_above_10_percent_is_immediate_rollback(
             "error_rate",
             origin=origin,
             scope=CRUD,
-            budget_s=scale_budget(run, 60),
+            budget_s=run.policy.detect_budget_s("error_rate"),
             record_property=record_property,
         )
         check_aimed_level(
@@ -123,7 +122,7 @@ def test_error_rate_above_10_percent_is_immediate_rollback(
 def test_error_rate_5_to_10_percent_is_evaluate_in_5_minutes(
     drill_run: DrillRun, record_property: RecordProperty
 ) -> None:
-    run, share = drill_run, 0.08
+    run, share = drill_run, drill_run.policy.level("error_rate_evaluate_band")
     run.capture_baseline()
     fault = releases.failing_share(run.stack, share, deploy=run.deploy)
     with faulty_release(run, fault, "crud") as first:
@@ -133,7 +132,7 @@ def test_error_rate_5_to_10_percent_is_evaluate_in_5_minutes(
             "error_rate_evaluate",
             origin=origin,
             scope=CRUD,
-            budget_s=scale_budget(run, 60),
+            budget_s=run.policy.detect_budget_s("error_rate_evaluate"),
             record_property=record_property,
         )
         deferred = found.decision
@@ -172,7 +171,7 @@ def test_error_rate_5_to_10_percent_is_evaluate_in_5_minutes(
 def test_error_rate_under_5_percent_is_monitor_closely(
     drill_run: DrillRun, record_property: RecordProperty
 ) -> None:
-    run, share = drill_run, 0.03
+    run, share = drill_run, drill_run.policy.level("error_rate_monitor_band")
     run.capture_baseline()
     fault = releases.failing_share(run.stack, share, deploy=run.deploy)
     with faulty_release(run, fault, "crud") as first:
@@ -182,7 +181,7 @@ def test_error_rate_under_5_percent_is_monitor_closely(
             "error_rate_monitor",
             origin=origin,
             scope=CRUD,
-            budget_s=scale_budget(run, 60),
+            budget_s=run.policy.detect_budget_s("error_rate_monitor"),
             record_property=record_property,
         )
         check_aimed_level(
@@ -205,7 +204,7 @@ def test_p95_above_2x_baseline_is_immediate_rollback(
     drill_run: DrillRun, record_property: RecordProperty
 ) -> None:
     run = drill_run
-    slow = slow_release(run, "crud", 2.4)
+    slow = slow_release(run, "crud", run.policy.level("p95_above_rollback"))
     with faulty_release(run, slow.fault, "crud") as first:
         origin = origin_of(run, slow.fault, first.at)
         detect(
@@ -213,7 +212,7 @@ def test_p95_above_2x_baseline_is_immediate_rollback(
             "wsgi_p95_latency",
             origin=origin,
             scope=CRUD,
-            budget_s=scale_budget(run, 60),
+            budget_s=run.policy.detect_budget_s("wsgi_p95_latency"),
             record_property=record_property,
         )
         check_aimed_level(
@@ -237,7 +236,7 @@ def test_p95_1_5_to_2x_baseline_is_evaluate_in_10_minutes(
     # with the slowdown, the injected level, read 1.68-1.86x in two session-8 runs aimed at
     # 1.7x on 21 s windows, and 1.62-1.65x in one at 1.6x; median 1.87x over 18 windows of
     # sessions 5-7), and the upper edge is where a wrong "immediate rollback" lies.
-    slow = slow_release(run, "crud", 1.6)
+    slow = slow_release(run, "crud", run.policy.level("p95_evaluate_band"))
     with faulty_release(run, slow.fault, "crud") as first:
         origin = origin_of(run, slow.fault, first.at)
         found = detect(
@@ -245,7 +244,7 @@ def test_p95_1_5_to_2x_baseline_is_evaluate_in_10_minutes(
             "performance_degradation",
             origin=origin,
             scope=CRUD,
-            budget_s=scale_budget(run, 60),
+            budget_s=run.policy.detect_budget_s("performance_degradation"),
             record_property=record_property,
         )
         assert found.decision.deadline is not None
@@ -289,7 +288,7 @@ def test_partial_outage_is_not_service_unavailable(
 def test_db_failures_on_45_percent_of_requests(
     drill_run: DrillRun, record_property: RecordProperty
 ) -> None:
-    run, level = drill_run, 0.45
+    run, level = drill_run, drill_run.policy.level("db_failures_below")
     run.capture_baseline()
     share = level / wsgi_share(run)
     paths = releases.AUTHENTICATED_WSGI_PATHS
@@ -320,7 +319,7 @@ def test_five_asgi_restarts(drill_run: DrillRun, record_property: RecordProperty
 
 
 def test_memory_at_93_percent(drill_run: DrillRun, record_property: RecordProperty) -> None:
-    run, cap = drill_run, 0.93
+    run, cap = drill_run, drill_run.policy.level("memory_below")
     run.capture_baseline()
     fault = releases.leaky_asgi(run.stack, cap_ratio=cap, deploy=run.deploy)
     with faulty_release(run, fault, timeout_s=60):
@@ -338,7 +337,7 @@ def test_memory_at_93_percent(drill_run: DrillRun, record_property: RecordProper
 
 
 def test_auth_failures_at_4_percent(drill_run: DrillRun, record_property: RecordProperty) -> None:
-    run, level = drill_run, 0.04
+    run, level = drill_run, drill_run.policy.level("auth_failures_below")
     run.capture_baseline()
     fault = releases.failing_share(
         run.stack, level / wsgi_share(run), kind="auth", deploy=run.deploy
@@ -365,7 +364,7 @@ def test_seven_redis_failures_per_minute(
     drill_run: DrillRun, record_property: RecordProperty
 ) -> None:
     """About 7 failures per (scaled) minute: the count threshold is > 10."""
-    run, per_window = drill_run, 7.0
+    run, per_window = drill_run, drill_run.policy.level("redis_failures_below")
     run.capture_baseline()
     crud_per_window = (
         run.rate * mix_share(run, Category.CRUD) * window(run, "redis_connection_failures")
@@ -390,13 +389,15 @@ def test_seven_redis_failures_per_minute(
         )
         record_property("injected_level", per_window)
         record_property("steady_value", reading.value)
-        assert reading.value is not None and 0 < reading.value <= 10
+        threshold = run.policy.rule("redis_connection_failures").condition.threshold
+        assert reading.value is not None and threshold is not None
+        assert 0 < reading.value <= threshold
 
 
 def test_websocket_disconnects_at_25_percent(
     drill_run: DrillRun, record_property: RecordProperty
 ) -> None:
-    run, share = drill_run, 0.25
+    run, share = drill_run, drill_run.policy.level("websocket_disconnects_below")
     run.capture_baseline()
     fault = releases.ws_drop(run.stack, share, deploy=run.deploy)
     with faulty_release(run, fault, "websocket") as first:
@@ -420,7 +421,7 @@ def test_websocket_disconnects_at_25_percent(
 def test_cache_hit_rate_down_by_40_percent(
     drill_run: DrillRun, record_property: RecordProperty
 ) -> None:
-    run, miss = drill_run, 0.4
+    run, miss = drill_run, 1 - drill_run.policy.level("cache_hit_above_drop")
     record_property("cache_hit_source", run.source.cache_source())
     run.capture_baseline()
     base = baseline_value(run, "cache_hit_pre_hybrid", EVERYWHERE)
@@ -447,7 +448,8 @@ def test_cache_hit_rate_down_by_40_percent(
 def test_ten_support_tickets(drill_run: DrillRun, record_property: RecordProperty) -> None:
     run = drill_run
     hybrid(run)
-    with injected(TicketSpike(count=10, url=run.tickets.url, journal=run.journal)):
+    tickets = int(run.policy.level("user_complaints_at"))  # exactly at "> 10": ten
+    with injected(TicketSpike(count=tickets, url=run.tickets.url, journal=run.journal)):
         assert_no_decision(run, "user_complaints", observe_s=5.0, record_property=record_property)
 
 

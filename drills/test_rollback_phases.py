@@ -16,26 +16,14 @@ import pytest
 
 from rollback_drill.checks.base import CheckResult, require
 from rollback_drill.checks.data import loss_window, no_acked_write_lost
+from rollback_drill.checks.success import phases_within_budget
 from rollback_drill.deploy import guarded_deploy
 from rollback_drill.errors import LockHeld
 from rollback_drill.fixtures.rollback import MIN_WRITES, RollbackDrill, assert_served
 from rollback_drill.lock import DeploymentLock
-from rollback_drill.rollback import RollbackResult
 from rollback_drill.stack import Stack
 
 REASON = "drill: error rate > 10 % on streaming endpoints after the hybrid deployment"
-
-
-def within_budget(result: RollbackResult) -> list[CheckResult]:
-    return [
-        CheckResult(
-            f"Phase {p.phase} ({p.title}) within the plan's budget",
-            p.duration_s <= p.budget_s,
-            round(p.duration_s, 2),
-            f"<= {p.budget_s:.0f} s",
-        )
-        for p in result.phases
-    ]
 
 
 def beyond_target(stack: Stack) -> list[str]:
@@ -82,7 +70,7 @@ def test_rollback_phases(phase_drill: RollbackDrill, phases: tuple[int, ...]) ->
     assert_served(stack, "/api/stream/", "wsgi", release)
     load.wait_for_writes(MIN_WRITES, after=result.finished)  # writes work after the rollback
     d.stop_loads()
-    checks = [d.no_data_loss(), *within_budget(result), lock_refuses_deployments(stack)]
+    checks = [d.no_data_loss(), *phases_within_budget(result), lock_refuses_deployments(stack)]
     if 4 in phases:
         left = beyond_target(stack)
         checks.append(CheckResult("Migrations rolled back", not left, left, "none past 0010"))
@@ -127,7 +115,7 @@ def test_rollback_phase_5_emergency(phase_drill: RollbackDrill) -> None:
             dsn, after.ledger, stack.target.read_back, name="No data loss after the restore"
         ),
         CheckResult("Migrations as in the backup", not beyond_target(stack), "", "none past 0010"),
-        *within_budget(result),
+        *phases_within_budget(result),
         lock_refuses_deployments(stack),
     ]
     require(*checks)

@@ -36,7 +36,6 @@ from ._support import (
     faulty_release,
     hybrid,
     origin_of,
-    scale_budget,
     slow_release,
     steady_reading,
     window,
@@ -58,7 +57,7 @@ WEBSOCKET = Scope.category("websocket")
 
 def test_error_rate(drill_run: DrillRun, record_property: RecordProperty) -> None:
     """A release whose new CRUD code fails 20 % of requests: error rate > 10 % on crud."""
-    run, share = drill_run, 0.20
+    run, share = drill_run, drill_run.policy.level("error_rate_trigger")
     run.capture_baseline()
     fault = releases.failing_share(run.stack, share, kind="error", deploy=run.deploy)
     with faulty_release(run, fault, "crud") as first:
@@ -68,7 +67,7 @@ def test_error_rate(drill_run: DrillRun, record_property: RecordProperty) -> Non
             "error_rate",
             origin=origin,
             scope=CRUD,
-            budget_s=scale_budget(run, 60),
+            budget_s=run.policy.detect_budget_s("error_rate"),
             record_property=record_property,
         )
         check_aimed_level(
@@ -92,7 +91,7 @@ def test_service_unavailable(drill_run: DrillRun, record_property: RecordPropert
             run,
             "service_unavailable",
             origin=origin_of(run, fault),
-            budget_s=scale_budget(run, 30),
+            budget_s=run.policy.detect_budget_s("service_unavailable"),
             record_property=record_property,
         )
 
@@ -108,7 +107,7 @@ def test_service_unavailable_nginx_stopped(
             run,
             "service_unavailable",
             origin=origin_of(run, fault),
-            budget_s=scale_budget(run, 30),
+            budget_s=run.policy.detect_budget_s("service_unavailable"),
             record_property=record_property,
         )
 
@@ -126,7 +125,7 @@ def test_data_corruption(drill_run: DrillRun, record_property: RecordProperty) -
                 run,
                 "data_corruption",
                 origin=origin_of(run, fault),
-                budget_s=10.0,
+                budget_s=run.policy.detect_budget_s("data_corruption"),
                 record_property=record_property,
             )
 
@@ -144,7 +143,7 @@ def test_security_exposure(drill_run: DrillRun, record_property: RecordProperty)
                 run,
                 "security_exposure",
                 origin=origin_of(run, fault),
-                budget_s=10.0,
+                budget_s=run.policy.detect_budget_s("security_exposure"),
                 record_property=record_property,
             )
             record_property("findings", "; ".join(getattr(security.probe, "last", [])))
@@ -159,7 +158,7 @@ def test_db_connection_failures(drill_run: DrillRun, record_property: RecordProp
             run,
             "db_connection_failures",
             origin=origin_of(run, fault),
-            budget_s=scale_budget(run, 60),
+            budget_s=run.policy.detect_budget_s("db_connection_failures"),
             record_property=record_property,
         )
 
@@ -171,7 +170,7 @@ def test_wsgi_p95_latency(drill_run: DrillRun, record_property: RecordProperty) 
     """A release whose new CRUD code path (20 % of requests) makes a slow blocking call: P95
     2.5x the pre-hybrid baseline."""
     run = drill_run
-    slow = slow_release(run, "crud", 2.5)
+    slow = slow_release(run, "crud", run.policy.level("wsgi_p95_trigger"))
     with faulty_release(run, slow.fault, "crud") as first:
         origin = origin_of(run, slow.fault, first.at)
         detect(
@@ -179,7 +178,7 @@ def test_wsgi_p95_latency(drill_run: DrillRun, record_property: RecordProperty) 
             "wsgi_p95_latency",
             origin=origin,
             scope=CRUD,
-            budget_s=scale_budget(run, 60),
+            budget_s=run.policy.detect_budget_s("wsgi_p95_latency"),
             record_property=record_property,
         )
         check_aimed_level(
@@ -203,7 +202,7 @@ def test_asgi_restarts(drill_run: DrillRun, record_property: RecordProperty) -> 
             run,
             "asgi_restarts",
             origin=origin_of(run, fault),
-            budget_s=60.0,
+            budget_s=run.policy.detect_budget_s("asgi_restarts", "asgi_restarts_release"),
             record_property=record_property,
         )
 
@@ -212,26 +211,27 @@ def test_asgi_restarts_process_killed(drill_run: DrillRun, record_property: Reco
     """Infrastructure: the ASGI server's process SIGKILLed six times from the host."""
     run = drill_run
     hybrid(run)
-    fault = CrashProcess(run.stack, run.stack.target.services.asgi, times=6)
+    kills = int(run.policy.level("asgi_restarts_trigger"))  # "> 5 restarts": six
+    fault = CrashProcess(run.stack, run.stack.target.services.asgi, times=kills)
     with injected(fault):
         detect(
             run,
             "asgi_restarts",
             origin=origin_of(run, fault),
-            budget_s=30.0,
+            budget_s=run.policy.detect_budget_s("asgi_restarts", "asgi_restarts_killed"),
             record_property=record_property,
         )
 
 
 def test_memory_leak(drill_run: DrillRun, record_property: RecordProperty) -> None:
     """A release whose ASGI response cache grows to 96.5 % of the memory limit and stays."""
-    run, cap = drill_run, 0.965
+    run, cap = drill_run, drill_run.policy.level("memory_leak_trigger")
     run.capture_baseline()
     fault = releases.leaky_asgi(run.stack, cap_ratio=cap, deploy=run.deploy)
     with faulty_release(run, fault, timeout_s=60):
         rule = run.policy.rule("memory_leak")
         asgi = Scope.service("asgi")  # the policy's scopes name the roles
-        budget = run.policy.scale(rule.sustained_s or 0) + 25.0  # the leak's ramp + sustain
+        budget = run.policy.detect_budget_s("memory_leak", "memory_leak_release")  # + ramp
         detect(
             run,
             "memory_leak",
@@ -255,7 +255,7 @@ def test_auth_failures(drill_run: DrillRun, record_property: RecordProperty) -> 
             run,
             "auth_failures",
             origin=origin,
-            budget_s=scale_budget(run, 60),
+            budget_s=run.policy.detect_budget_s("auth_failures"),
             record_property=record_property,
         )
         # every streaming and WebSocket request fails: their share of the mix
@@ -282,7 +282,7 @@ def test_redis_connection_failures(drill_run: DrillRun, record_property: RecordP
             run,
             "redis_connection_failures",
             origin=origin_of(run, fault),
-            budget_s=scale_budget(run, 60),
+            budget_s=run.policy.detect_budget_s("redis_connection_failures"),
             record_property=record_property,
         )
 
@@ -294,7 +294,7 @@ def test_performance_degradation(drill_run: DrillRun, record_property: RecordPro
     """A release whose new async streaming path (20 % of streams) is slow: streaming P95 2.5x
     its baseline. ASGI categories have no P95 rollback rung in the plan: 'evaluate'."""
     run = drill_run
-    slow = slow_release(run, "streaming", 2.5)
+    slow = slow_release(run, "streaming", run.policy.level("performance_degradation_trigger"))
     with faulty_release(run, slow.fault, "streaming") as first:
         origin = origin_of(run, slow.fault, first.at)
         detect(
@@ -302,7 +302,7 @@ def test_performance_degradation(drill_run: DrillRun, record_property: RecordPro
             "performance_degradation",
             origin=origin,
             scope=STREAMING,
-            budget_s=scale_budget(run, 60),
+            budget_s=run.policy.detect_budget_s("performance_degradation"),
             record_property=record_property,
         )
         check_aimed_level(
@@ -318,7 +318,7 @@ def test_performance_degradation(drill_run: DrillRun, record_property: RecordPro
 
 def test_websocket_disconnects(drill_run: DrillRun, record_property: RecordProperty) -> None:
     """A release that closes half of the WebSockets after the first reply."""
-    run, share = drill_run, 0.5
+    run, share = drill_run, drill_run.policy.level("websocket_disconnects_trigger")
     run.capture_baseline()
     fault = releases.ws_drop(run.stack, share, deploy=run.deploy)
     with faulty_release(run, fault, "websocket") as first:
@@ -327,7 +327,7 @@ def test_websocket_disconnects(drill_run: DrillRun, record_property: RecordPrope
             run,
             "websocket_disconnects",
             origin=origin,
-            budget_s=scale_budget(run, 60),
+            budget_s=run.policy.detect_budget_s("websocket_disconnects"),
             record_property=record_property,
         )
         reading = steady_reading(
@@ -346,7 +346,7 @@ def test_websocket_disconnects(drill_run: DrillRun, record_property: RecordPrope
 
 def test_cache_hit_drop(drill_run: DrillRun, record_property: RecordProperty) -> None:
     """A release whose cache key scheme misses on 80 % of the model catalogue's lookups."""
-    run, miss = drill_run, 0.8
+    run, miss = drill_run, 1 - drill_run.policy.level("cache_hit_drop_trigger")
     record_property("cache_hit_source", run.source.cache_source())
     run.capture_baseline()
     base = baseline_value(run, "cache_hit_pre_hybrid", Scope.everywhere())
@@ -357,7 +357,7 @@ def test_cache_hit_drop(drill_run: DrillRun, record_property: RecordProperty) ->
             run,
             "cache_hit_drop",
             origin=origin,
-            budget_s=scale_budget(run, 60),
+            budget_s=run.policy.detect_budget_s("cache_hit_drop"),
             record_property=record_property,
         )
         reading = steady_reading(
@@ -375,12 +375,13 @@ def test_user_complaints(drill_run: DrillRun, record_property: RecordProperty) -
     """Eleven support tickets filed through the suite's ticket endpoint after the deploy."""
     run = drill_run
     hybrid(run)
-    spike = TicketSpike(count=11, url=run.tickets.url, spacing_s=0.05, journal=run.journal)
+    tickets = int(run.policy.level("user_complaints_trigger"))  # "> 10": eleven
+    spike = TicketSpike(count=tickets, url=run.tickets.url, spacing_s=0.05, journal=run.journal)
     with injected(spike):
         detect(
             run,
             "user_complaints",
             origin=origin_of(run, spike),
-            budget_s=10.0,
+            budget_s=run.policy.detect_budget_s("user_complaints"),
             record_property=record_property,
         )

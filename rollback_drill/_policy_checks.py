@@ -4,7 +4,10 @@ Each check yields a ``Problem`` naming the entry and field; the loader reports t
 Per entry: condition shape, bounds within the metric's range, comparison direction, scope
 kind and names, baseline reference, action and deadline, matrix rows that restate a
 trigger. Across entries: unique ids, bands overlapping with different actions, rules that
-can never decide because a stronger rule covers them, ambiguity references.
+can never decide because a stronger rule covers them, ambiguity references. The other
+sections: each rollback phase once, the checklist's P95 rule relative to a baseline, detection
+budgets and levels naming known rules, and each level on the side of its rule's threshold it
+says (``expect``).
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import combinations
 
-from rollback_drill._policy_model import Comparison, Interval, Policy, Rule
+from rollback_drill._policy_model import Comparison, Interval, Level, Policy, Rule, level_of
+from rollback_drill.errors import PolicyError
 from rollback_drill.metrics import CATALOGUE, EndpointCategory, ScopeKind, Unit, Worse
 
 _SINGULAR = {ScopeKind.CATEGORIES: ScopeKind.CATEGORY, ScopeKind.SERVICES: ScopeKind.SERVICE}
@@ -56,6 +60,67 @@ def _problems(policy: Policy) -> Iterator[Problem]:
         for i, ref in enumerate(amb.entries):
             if ref not in known:
                 yield Problem(amb.id, f"entries[{i}]", f"no trigger or matrix row '{ref}'")
+    yield from _sections(policy)
+
+
+def _sections(policy: Policy) -> Iterator[Problem]:
+    numbers = [p.phase for p in policy.rollback.phases]
+    if sorted(numbers) != [1, 2, 3, 4, 5]:
+        yield Problem(None, "rollback.phases", f"each of phases 1-5 once, got {numbers}")
+    known = {r.id: r for r in policy.entries()}
+    p95 = policy.checklist.p95
+    rule = known.get(p95.rule)
+    if rule is None or rule.condition.baseline is None or rule.condition.threshold is None:
+        yield Problem(
+            None, "checklist.p95.rule", f"'{p95.rule}' is no rule with a threshold on a baseline"
+        )
+    ids: set[str] = set()
+    for d in policy.drills.detection:
+        if d.id in ids:
+            yield Problem(d.id, "id", "duplicate drills.detection id")
+        ids.add(d.id)
+        if d.rule not in known:
+            yield Problem(d.id, "rule", f"no trigger or matrix row '{d.rule}'")
+        if (d.budget_s is None) == (d.slack_s is None):
+            yield Problem(d.id, "budget_s", "give exactly one of budget_s and slack_s")
+    ids = set()
+    for level in policy.drills.levels:
+        if level.id in ids:
+            yield Problem(level.id, "id", "duplicate drills.levels id")
+        ids.add(level.id)
+        yield from _level(level, known)
+
+
+def _level(level: Level, known: dict[str, Rule]) -> Iterator[Problem]:
+    given = [k for k in ("factor", "offset", "position") if getattr(level, k) is not None]
+    if len(given) != 1:
+        yield Problem(level.id, "factor", "give exactly one of factor, offset and position")
+        return
+    rule = known.get(level.rule)
+    up_to = known.get(level.up_to) if level.up_to is not None else None
+    if rule is None or (level.up_to is not None and up_to is None):
+        missing = level.rule if rule is None else level.up_to
+        yield Problem(level.id, "rule", f"no trigger or matrix row '{missing}'")
+        return
+    if level.up_to is not None and level.position is None:
+        yield Problem(level.id, "up_to", "up_to goes with position")
+        return
+    try:
+        value = level_of(level, rule, up_to)
+    except PolicyError as exc:
+        yield Problem(level.id, "rule", str(exc))
+        return
+    if up_to is not None and value in up_to.condition.interval():
+        yield Problem(level.id, "position", f"the level {value:g} is past {up_to.id} as well")
+    fires = value in rule.condition.interval()
+    if fires != (level.expect == "fires"):
+        yield Problem(
+            level.id,
+            "expect",
+            f"the level {value:g} is {'' if fires else 'not '}matched by {rule.id} "
+            f"({_show(rule.condition.comparison)} {_show(rule.condition.bounds())}), "
+            f"so it does not {'stay quiet' if fires else 'fire'}",
+        )
 
 
 def _unique_ids(policy: Policy) -> Iterator[Problem]:

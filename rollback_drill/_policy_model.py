@@ -6,6 +6,12 @@ satisfies its condition: absolute, or as factors of a captured baseline. ``time_
 compresses every window, sustain period, deadline and the observation window of quick
 drills; counts and ratios are not scaled. Loading and the cross-entry checks live in
 ``policy.py`` and ``_policy_checks.py``.
+
+Besides the triggers, the policy holds every other number of the plan a drill or the executor
+judges by: the rollback phases' budgets and the success criterion (``rollback``), the
+validation checklist's limits (``checklist``), and the drills' detection budgets and aimed
+levels (``drills``) -- each level a function of its rule's threshold, so that a threshold
+edited in the file moves the levels the drills aim at with it.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints
 
 from rollback_drill.errors import PolicyError
-from rollback_drill.metrics import CATALOGUE, Metric, Scope, ScopeKind, Worse
+from rollback_drill.metrics import CATALOGUE, Metric, Scope, ScopeKind, Unit, Worse
 
 
 class Severity(StrEnum):
@@ -227,6 +233,97 @@ class Ambiguity(_Model):
     entries: Annotated[tuple[Id, ...], _Lax] = ()
 
 
+class PhaseBudget(_Model):
+    """One rollback phase's time budget, as the plan's heading gives it."""
+
+    phase: Annotated[int, Field(ge=1, le=5)]
+    plan: Text  # the plan's heading with its budget
+    budget_s: Seconds
+    goal_s: Seconds | None = None  # the suite's goal on a warm machine: reported, not asserted
+
+
+class RollbackSpec(_Model):
+    """The rollback's clock: the phases' budgets, the success criterion, the announcement."""
+
+    success_criterion_s: Seconds  # "Rollback completes in < 5 minutes" (strict)
+    success_criterion_plan: Text  # also the announcement's "Expected completion: [TIME + 5 min]"
+    status_update_interval_s: Seconds  # the announcement's "Status updates: Every 5 minutes"
+    announcement_plan: Text
+    phases: Annotated[tuple[PhaseBudget, ...], _Lax, Field(min_length=5, max_length=5)]
+
+    def phase(self, number: int) -> PhaseBudget:
+        for p in self.phases:
+            if p.phase == number:
+                return p
+        raise KeyError(number)
+
+
+class P95Check(_Model):
+    """ "P95 latency back to baseline": not past ``rule``'s factor of its baseline."""
+
+    plan: Text
+    rule: Id
+    category: Annotated[str, StringConstraints(min_length=1)]
+    min_requests: Count  # fewer requests in a part: no evidence, the part counts as above
+    parts: Count  # the observation period is judged in this many parts (a majority decides)
+
+
+class ChecklistSpec(_Model):
+    """The Rollback Validation Checklist's limits and the period it observes."""
+
+    plan: Text
+    max_error_rate: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]  # strict "<"
+    error_rate_plan: Text
+    min_requests: Count  # fewer requests: the error-rate item has no evidence and fails
+    p95: P95Check
+    max_log_errors: Annotated[int, Field(ge=0)]  # "No error spikes in logs": at most this many
+    log_error_pattern: Annotated[str, StringConstraints(min_length=1)]
+    log_plan: Text
+    settle_s: Seconds  # after the rollback, before the checklist observes (time-scaled)
+    min_settle_s: Seconds  # ... but never shorter than this
+    observe_s: Seconds  # the period the checklist observes (time-scaled)
+    min_observe_s: Seconds
+    period_plan: Text
+
+
+class DetectBudget(_Model):
+    """A drill's budget from the fault to ``rule``'s decision, when it is not the rule's
+    (scaled) window + sustain period + ``detect_slack_s``: a fixed ``budget_s`` (rules whose
+    window is not what bounds detection), or another ``slack_s`` (a fault's own ramp)."""
+
+    id: Id
+    rule: Id
+    budget_s: Seconds | None = None
+    slack_s: Seconds | None = None
+    why: Text
+
+
+class Level(_Model):
+    """Where a drill aims its fault for ``rule``, computed from the rule's threshold:
+    ``factor`` x threshold, threshold + ``offset``, or ``position`` of the way through the
+    band (the rule's own ``between`` bounds, its threshold up to ``up_to``'s threshold, or
+    for a ratio its threshold up to 1).
+    ``expect``: whether the level is one the rule matches (``fires``) or not (``quiet``);
+    the loader checks it is."""
+
+    id: Id
+    rule: Id
+    factor: Number | None = None
+    offset: Number | None = None
+    position: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] | None = None
+    up_to: Id | None = None
+    expect: Literal["fires", "quiet"]
+    plan: Text
+
+
+class DrillSpec(_Model):
+    """The drills' detection budgets and aimed levels."""
+
+    detect_slack_s: Seconds  # the monitor's tick, the collectors' sampling, the fault's ramp
+    detection: Annotated[tuple[DetectBudget, ...], _Lax] = ()
+    levels: Annotated[tuple[Level, ...], _Lax] = ()
+
+
 @dataclass(frozen=True)
 class RuleTiming:
     """A rule's windows and deadline as the plan gives them and as a drill applies them."""
@@ -250,6 +347,9 @@ class Policy(_Model):
     ambiguities: Annotated[tuple[Ambiguity, ...], _Lax] = ()
     triggers: Annotated[tuple[Rule, ...], _Lax, Field(min_length=1)]
     matrix: Annotated[tuple[Rule, ...], _Lax] = ()
+    rollback: RollbackSpec
+    checklist: ChecklistSpec
+    drills: DrillSpec
     _source: str = PrivateAttr(default="<policy>")
 
     @property
@@ -313,6 +413,65 @@ class Policy(_Model):
         copy._source = self._source
         return copy
 
+    # ---- the numbers besides the triggers ----------------------------------------------------
+    def phase_budget_s(self, phase: int) -> float:
+        """The plan's budget of a rollback phase (never time-scaled: a rollback runs in real
+        time whatever the drill's compression)."""
+        try:
+            return self.rollback.phase(phase).budget_s
+        except KeyError:
+            raise PolicyError(f"{self.source}: no rollback phase {phase} (phases 1-5)") from None
+
+    def sequence_budget_s(self, phases: tuple[int, ...] | list[int]) -> float:
+        """The budget of a phase sequence: the sum of its phases' budgets."""
+        return sum(self.phase_budget_s(p) for p in phases)
+
+    def status_update_interval_s(self) -> float:
+        """The announcement's status-update interval, time-scaled like the drill."""
+        return self.scale(self.rollback.status_update_interval_s)
+
+    def checklist_period_s(self) -> tuple[float, float]:
+        """(settle, observe): how long after a rollback the checklist waits, then observes --
+        time-scaled, but not below their floors."""
+        c = self.checklist
+        return max(self.scale(c.settle_s), c.min_settle_s), max(
+            self.scale(c.observe_s), c.min_observe_s
+        )
+
+    def detect_budget_s(self, rule_id: str, case: str | None = None) -> float:
+        """A drill's budget from the fault to ``rule_id``'s decision: its (scaled) window and
+        sustain period plus the slack, unless ``drills.detection`` has an entry ``case`` (or,
+        without ``case``, one whose id is the rule's) that fixes it or changes the slack."""
+        rule = self.rule(rule_id)
+        key = case or rule_id
+        spec = next((d for d in self.drills.detection if d.id == key), None)
+        if case is not None and spec is None:
+            raise PolicyError(f"{self.source}: no drills.detection entry '{case}'")
+        if spec is not None and spec.rule != rule_id:
+            raise PolicyError(
+                f"{self.source}: drills.detection '{key}' is for {spec.rule}, not {rule_id}"
+            )
+        if spec is not None and spec.budget_s is not None:
+            return spec.budget_s
+        slack = spec.slack_s if spec is not None and spec.slack_s is not None else None
+        return (
+            self.scale(rule.window_s)
+            + self.scale(rule.sustained_s or 0)
+            + (self.drills.detect_slack_s if slack is None else slack)
+        )
+
+    def level_spec(self, level_id: str) -> Level:
+        for spec in self.drills.levels:
+            if spec.id == level_id:
+                return spec
+        raise PolicyError(f"{self.source}: no drills.levels entry '{level_id}'")
+
+    def level(self, level_id: str) -> float:
+        """The level a drill aims at (``drills.levels``), in the rule's units (factors of the
+        baseline for a relative rule), computed from the rule's threshold."""
+        spec = self.level_spec(level_id)
+        return level_of(spec, self.rule(spec.rule), self.rule(spec.up_to) if spec.up_to else None)
+
     def timings(self) -> tuple[RuleTiming, ...]:
         def scaled(v: float | None) -> float | None:
             return None if v is None else self.scale(v)
@@ -329,3 +488,26 @@ class Policy(_Model):
             )
             for r in self.rules()
         )
+
+
+def level_of(spec: Level, rule: Rule, up_to: Rule | None) -> float:
+    """``spec``'s level for ``rule`` (and the rung above it, ``up_to``)."""
+    cond = rule.condition
+    if spec.position is not None:
+        if up_to is not None:
+            low, high = cond.threshold, up_to.condition.threshold
+        elif cond.comparison is Comparison.BETWEEN:
+            low, high = cond.lower, cond.upper
+        elif CATALOGUE[rule.metric].unit is Unit.RATIO and cond.baseline is None:
+            low, high = cond.threshold, 1.0  # from the threshold to the ratio's end
+        else:
+            low = high = None
+        if low is None or high is None:
+            raise PolicyError(f"level '{spec.id}': {rule.id} has no band to take a position in")
+        return low + spec.position * (high - low)
+    base = cond.threshold
+    if base is None:
+        raise PolicyError(f"level '{spec.id}': {rule.id} has no single threshold")
+    if spec.factor is not None:
+        return base * spec.factor
+    return base + (spec.offset or 0.0)

@@ -4,12 +4,20 @@ The plan's Phase 1 pipes "ROLLBACK IN PROGRESS" into ``slack-notify``, a command
 exist (plan defect ``slack-notify-missing``); the suite sends the plan's own announcement
 template instead -- reason, times, impact, and the roles of the plan's Responsibility Matrix --
 to a configured sink: a file (appended) or an HTTP webhook on a loopback address only.
+
+The template's timeline is the plan's: "Expected completion: [TIME + 5 minutes]" (the start
+plus the policy's success criterion) and "Status updates: Every 5 minutes" (the policy's
+interval, time-scaled like the drill): :class:`StatusUpdates` sends one at each interval while
+the rollback runs, and the completion message says how it ended -- complete, or failed at which
+phase and step, with what was rolled back by then.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -25,6 +33,7 @@ __all__ = [
     "Announcement",
     "AnnouncementSink",
     "FileSink",
+    "StatusUpdates",
     "WebhookSink",
     "sink_from",
 ]
@@ -44,7 +53,7 @@ We are executing a rollback of the hybrid WSGI+ASGI deployment due to:
 Timeline:
 - Rollback started: {started}
 - Expected completion: {expected}
-- Status updates: Every 5 minutes
+- Status updates: Every {every}
 
 Impact:
 - {impact}
@@ -73,9 +82,47 @@ The rollback of the hybrid WSGI+ASGI deployment is complete.
 {author}
 """
 
+FAILED = """\
+Subject: {subject} - FAILED
+
+Team,
+
+The rollback of the hybrid WSGI+ASGI deployment FAILED: manual intervention needed.
+
+- Rollback started: {started}
+- Rollback stopped: {completed} ({duration:.0f} s; phases {phases})
+- Rolled back: {done}
+- Failed: {result}
+
+{author}
+"""
+
+UPDATE = """\
+Subject: {subject} - status update {number}
+
+Team,
+
+Status update {number} on the rollback of the hybrid WSGI+ASGI deployment ({clock}):
+
+- Rollback started: {started} ({elapsed:.0f} s ago)
+- Expected completion: {expected}
+- Now: {now}
+
+Next update in {every}, or when the rollback is complete.
+
+{author}
+"""
+
 
 def _clock(wall: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(wall))
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 60 and seconds % 60 == 0:
+        minutes = int(seconds // 60)
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"{seconds:g} seconds"
 
 
 @dataclass(frozen=True)
@@ -84,8 +131,10 @@ class Announcement:
 
     reason: str
     started: float  # epoch seconds
-    expected_duration_s: float  # the budget of the phases to run
+    expected_duration_s: float  # the plan's "[TIME + 5 minutes]": the policy's success criterion
     impact: str
+    status_interval_s: float = 300.0  # the policy's status-update interval, time-scaled
+    time_scale: float = 1.0  # the drill's compression, said beside a scaled interval
     executing: str = "DevOps Engineer"
     monitoring: str = "SRE"
     communications: str = "Product Manager"
@@ -95,14 +144,30 @@ class Announcement:
     def subject(self) -> str:
         return SUBJECT
 
+    @property
+    def expected(self) -> str:
+        """The template's "[TIME + 5 minutes]", filled."""
+        return (
+            f"{_clock(self.started + self.expected_duration_s)} "
+            f"(start + {_duration(self.expected_duration_s)})"
+        )
+
+    @property
+    def every(self) -> str:
+        """The status updates' interval, with the plan's own when the drill compresses time."""
+        every = _duration(round(self.status_interval_s, 3))
+        if self.time_scale == 1:
+            return every
+        plan = _duration(round(self.status_interval_s * self.time_scale, 3))
+        return f"{every} (the plan's {plan}, time-scaled {self.time_scale:g}x)"
+
     def render(self) -> str:
-        minutes = self.expected_duration_s / 60
         return TEMPLATE.format(
             subject=SUBJECT,
             reason=self.reason,
             started=_clock(self.started),
-            expected=f"{_clock(self.started + self.expected_duration_s)} "
-            f"(start + {minutes:g} minutes)",
+            expected=self.expected,
+            every=self.every,
             impact=self.impact,
             executing=self.executing,
             monitoring=self.monitoring,
@@ -120,6 +185,90 @@ class Announcement:
             result=result,
             author=self.author,
         )
+
+    def failure(self, stopped: float, phases: str, done: str, why: str) -> str:
+        """The message when the rollback failed: what was rolled back, and the failure."""
+        return FAILED.format(
+            subject=SUBJECT,
+            started=_clock(self.started),
+            completed=_clock(stopped),
+            duration=stopped - self.started,
+            phases=phases,
+            done=done,
+            result=why,
+            author=self.author,
+        )
+
+    def update(self, number: int, now: float, state: str) -> str:
+        return UPDATE.format(
+            subject=SUBJECT,
+            number=number,
+            clock=_clock(now),
+            started=_clock(self.started),
+            elapsed=now - self.started,
+            expected=self.expected,
+            now=state,
+            every=self.every,
+            author=self.author,
+        )
+
+
+class StatusUpdates:
+    """The template's "Status updates: Every 5 minutes": while the rollback runs, one update
+    each ``announcement().status_interval_s`` after the announcement was sent, saying what
+    ``state()`` says (the phase running, the phases done). A context manager: it stops (and
+    sends nothing more) when the block ends, however it ends. A sink that fails is journaled
+    by ``on_error`` and the updates go on."""
+
+    def __init__(
+        self,
+        sink: AnnouncementSink,
+        announcement: Callable[[], Announcement | None],
+        state: Callable[[], str],
+        on_sent: Callable[[int, str], object] = lambda number, where: None,
+        on_error: Callable[[str], object] = lambda error: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.sink = sink
+        self.announcement = announcement
+        self.state = state
+        self.on_sent = on_sent
+        self.on_error = on_error
+        self.clock = clock
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="status-updates", daemon=True)
+
+    def __enter__(self) -> StatusUpdates:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """No update after this returns (idempotent)."""
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            ann = self.announcement()
+            if ann is None:  # not announced yet (Phase 1 announces)
+                self._stop.wait(0.2)
+                continue
+            due = ann.started + (self.sent + 1) * ann.status_interval_s
+            if self._stop.wait(max(0.0, due - self.clock())):
+                return
+            self.sent += 1
+            text = ann.update(self.sent, self.clock(), self.state())
+            try:
+                where = self.sink.send(f"{ann.subject} - status update {self.sent}", text)
+            except RollbackError as exc:
+                self.on_error(str(exc))
+                continue
+            self.on_sent(self.sent, where)
 
 
 class AnnouncementSink(Protocol):

@@ -7,21 +7,36 @@ The scripts are the plan's, as written; only commands and paths come from the en
 
 :func:`diagnose` reads a script's output for the known plan defects (``rollback_drill.defects``)
 that explain its failure: a drill reports those, and fails on anything they do not explain.
+
+:func:`staging_clock` times the plan's "Testing the Rollback Plan" sequence as
+``staging-drill.sh`` ran it, from the timing marks it prints around each script
+(``== <script> <start|end> <epoch> [exit N]``): a missing mark is an error, never 0 s.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from rollback_drill.backup import COMMIT_FILE
 from rollback_drill.compose import CommandResult, run_command
 from rollback_drill.defects import evidence_of
+from rollback_drill.errors import RollbackError
 from rollback_drill.stack import Stack
 
-__all__ = ["SCRIPTS_DIR", "Finding", "diagnose", "run_script", "script_env"]
+__all__ = [
+    "SCRIPTS_DIR",
+    "STAGING_STEPS",
+    "Finding",
+    "StagingClock",
+    "diagnose",
+    "run_script",
+    "script_env",
+    "staging_clock",
+]
 
 SCRIPTS_DIR = Path(__file__).with_name("scripts")  # the repository's scripts/, shipped inside
 PLAN_BACKUP_DIR = "plan-backups"  # host directory standing in for the plan's /backups
@@ -44,6 +59,8 @@ def script_env(stack: Stack, **overrides: str) -> dict[str, str]:
         "COMMIT_FILE": str(ws.state_dir / COMMIT_FILE),
         "DRILL_USER": ws.user.username,
         "DRILL_PASSWORD": ws.user.password,
+        # the containers check runs the suite's own rule (rollback_drill.rollback.health)
+        "PYTHON": sys.executable,
         # Debian's docker.io has no buildx: Compose builds with the classic builder
         "DOCKER_BUILDKIT": "0",
         "COMPOSE_BAKE": "false",
@@ -112,3 +129,63 @@ def diagnose(name: str, res: CommandResult, stack: Stack) -> list[Finding]:
 
 def script_source(name: str) -> str:
     return Path(SCRIPTS_DIR / name).read_text()
+
+
+STAGING_STEPS = ("deploy-hybrid.sh", "rollback-config.sh", "verify-rollback.sh")
+"""The scripts ``staging-drill.sh`` runs, in order; each must leave a start and an end mark."""
+
+
+@dataclass(frozen=True)
+class StagingClock:
+    """``staging-drill.sh``'s scripts as they ran: each one's span and exit status."""
+
+    spans: dict[str, float]  # script -> seconds from its start mark to its end mark
+    exits: dict[str, int]  # script -> exit status its end mark printed
+
+    @property
+    def rollback_s(self) -> float:
+        """The plan's rollback script as it ran (``rollback-config.sh``)."""
+        return self.spans["rollback-config.sh"]
+
+    @property
+    def verified_s(self) -> float:
+        """From the rollback script's start to the verification's end."""
+        return sum(self.spans[n] for n in STAGING_STEPS[1:]) + self.gap_s
+
+    gap_s: float = 0.0  # between the rollback's end mark and the verification's start mark
+
+
+def staging_clock(res: CommandResult) -> StagingClock:
+    """The spans of ``staging-drill.sh``'s scripts from its marks; :class:`RollbackError`
+    naming the missing or unreadable mark (a script that never ran is no 0-second rollback)."""
+    marks: dict[tuple[str, str], float] = {}
+    exits: dict[str, int] = {}
+    for line in res.stdout.splitlines():
+        parts = line.split()
+        if len(parts) < 4 or parts[0] != "==" or parts[2] not in ("start", "end"):
+            continue
+        try:
+            marks[(parts[1], parts[2])] = float(parts[3])
+            if parts[2] == "end" and len(parts) >= 6 and parts[4] == "exit":
+                exits[parts[1]] = int(parts[5])
+        except ValueError:
+            raise RollbackError(
+                f"staging-drill.sh: unreadable timing mark {line.strip()!r}"
+            ) from None
+    missing = [
+        f"== {name} {kind}"
+        for name in STAGING_STEPS
+        for kind in ("start", "end")
+        if (name, kind) not in marks
+    ]
+    if missing:
+        raise RollbackError(
+            f"staging-drill.sh (exit {res.returncode}) printed no timing mark "
+            f"{', '.join(repr(m) for m in missing)}: the plan's rollback cannot be timed"
+        )
+    spans = {n: marks[(n, "end")] - marks[(n, "start")] for n in STAGING_STEPS}
+    negative = [n for n, v in spans.items() if v < 0]
+    if negative:
+        raise RollbackError(f"staging-drill.sh: {negative[0]} ends before it starts")
+    gap = marks[("verify-rollback.sh", "start")] - marks[("rollback-config.sh", "end")]
+    return StagingClock(spans, exits, gap_s=max(0.0, gap))

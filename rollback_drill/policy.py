@@ -12,6 +12,7 @@ raises ``PolicyError`` with one line and no traceback text::
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,17 @@ from rollback_drill._policy_model import (
     Action,
     Ambiguity,
     BaselineSpec,
+    ChecklistSpec,
     Comparison,
     Condition,
+    DetectBudget,
+    DrillSpec,
     Interval,
+    Level,
+    P95Check,
+    PhaseBudget,
     Policy,
+    RollbackSpec,
     Rule,
     RuleTiming,
     ScopeSpec,
@@ -39,14 +47,22 @@ __all__ = [
     "Action",
     "Ambiguity",
     "BaselineSpec",
+    "ChecklistSpec",
     "Comparison",
     "Condition",
+    "DetectBudget",
+    "DrillSpec",
     "Interval",
+    "Level",
+    "P95Check",
+    "PhaseBudget",
     "Policy",
+    "RollbackSpec",
     "Rule",
     "RuleTiming",
     "ScopeSpec",
     "Severity",
+    "default_policy",
     "load_policy",
 ]
 
@@ -70,6 +86,12 @@ def load_policy(path: Path | None = None) -> Policy:
     if problem is not None:
         raise PolicyError(f"{label}: {problem}")
     return policy.from_file(label)
+
+
+@functools.cache
+def default_policy() -> Policy:
+    """The shipped policy, loaded once (for callers given no policy: reports, ``watch``)."""
+    return load_policy()
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -108,6 +130,7 @@ def _parse(text: str, label: str) -> dict[str, Any]:
 
 
 _LISTS = ("triggers", "matrix", "baselines", "ambiguities")
+_SECTION_LISTS = {("rollback", "phases"), ("drills", "detection"), ("drills", "levels")}
 _MODELS: dict[tuple[str, ...], type[BaseModel]] = {
     (): Policy,
     ("triggers",): Rule,
@@ -118,6 +141,13 @@ _MODELS: dict[tuple[str, ...], type[BaseModel]] = {
     ("matrix", "condition"): Condition,
     ("baselines",): BaselineSpec,
     ("ambiguities",): Ambiguity,
+    ("rollback",): RollbackSpec,
+    ("rollback", "phases"): PhaseBudget,
+    ("checklist",): ChecklistSpec,
+    ("checklist", "p95"): P95Check,
+    ("drills",): DrillSpec,
+    ("drills", "detection"): DetectBudget,
+    ("drills", "levels"): Level,
 }
 
 
@@ -133,6 +163,13 @@ def _describe(data: dict[str, Any], exc: ValidationError) -> str:
         ident = item.get("id") if isinstance(item, dict) else None
         entry = ident if isinstance(ident, str) and ident else f"{loc[0]}[{loc[1]}]"
         rest = loc[2:]
+    elif len(loc) >= 3 and (loc[0], loc[1]) in _SECTION_LISTS and isinstance(loc[2], int):
+        section = data.get(str(loc[0]))
+        items = section.get(str(loc[1])) if isinstance(section, dict) else None
+        item = items[loc[2]] if isinstance(items, list) and loc[2] < len(items) else None
+        ident = item.get("id") if isinstance(item, dict) else None
+        entry = ident if isinstance(ident, str) and ident else f"{loc[0]}.{loc[1]}[{loc[2]}]"
+        rest = loc[3:]
     what = _message(first, loc)
     if len(errors) > 1:
         what += f" (and {len(errors) - 1} more problem(s))"

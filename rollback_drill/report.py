@@ -22,14 +22,20 @@ import html
 import io
 import json
 import math
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+
+if TYPE_CHECKING:
+    from rollback_drill.checks.base import CheckResult
+    from rollback_drill.rollback.executor import RollbackResult
 
 Point = tuple[float, float]
 
@@ -70,6 +76,105 @@ class RunReport:
     defects: list[dict[str, Any]] = field(default_factory=list)
     ambiguities: list[dict[str, Any]] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
+
+
+def rollback_executed(result: RollbackResult | None) -> str:
+    """The template's "Rollback Executed" from the real outcome: Yes, Partial or No."""
+    if result is None or not result.phases:
+        return "No (not run)"
+    phases = result.phases
+    failed = [p for p in phases if p.status != "ok"]
+    done = [p for p in phases if p.status == "ok"]
+    if result.error is None and phases[-1].status == "ok":
+        if not failed and len(phases) == len(result.sequence):
+            return "Yes"
+        after = ", ".join(f"phase {p.phase} failed" for p in failed)
+        return f"Yes, by phase {phases[-1].phase} after {after}"
+    where = ", ".join(f"phase {p.phase} ({p.title}) {p.status}" for p in failed) or "interrupted"
+    if done:
+        return f"Partial: phases {', '.join(str(p.phase) for p in done)} done; {where}"
+    return f"No: {where}"
+
+
+def lessons_learned(
+    issue: str,
+    result: RollbackResult | None,
+    checks: Sequence[CheckResult] = (),
+    *,
+    failure: str | None = None,
+    date: str | None = None,
+) -> dict[str, str]:
+    """The plan's "Rollback Lessons Learned" template filled from the real outcome: whether
+    and how far the rollback ran, its time, what worked (passed checks, phases done), what did
+    not (failed checks, failed phases and steps with their commands, the failure that ended
+    the drill) and the corrected steps of the plan defects it met."""
+    worked: list[str] = []
+    broke: list[str] = []
+    if result is not None:
+        for p in result.phases:
+            if p.status == "ok":
+                worked.append(f"phase {p.phase} ({p.title}) in {p.duration_s:.1f} s")
+            else:
+                broke.append(f"phase {p.phase} ({p.title}) {p.status}")
+            for st in p.steps:
+                if not st.ok:
+                    last = st.tail.splitlines()[-1:] or [""]
+                    broke.append(
+                        f"step p{st.phase}.{st.name}: `{st.cmd}` exit {st.returncode} {last[0]}"
+                    )
+        if result.error:
+            broke.append(f"rollback error: {result.error}")
+    worked += [c.name for c in checks if c.passed]
+    broke += [c.line() for c in checks if not c.passed]
+    if failure:
+        broke.append(f"drill failed: {failure}")
+    if result is None or not result.phases:
+        took = "n/a: no rollback ran"
+    else:
+        took = f"{result.time_to_rollback_s:.1f} s (phases {result.label})"
+        if result.error is not None or result.phases[-1].status != "ok":
+            took += ", until it stopped"
+    defects = result.defects if result is not None else []
+    return {
+        "Date": date or time.strftime("%Y-%m-%d"),
+        "Issue": issue,
+        "Rollback Executed": rollback_executed(result),
+        "Time to Rollback": took,
+        "What Worked": "; ".join(worked) or "nothing",
+        "What Didn't Work": "; ".join(dict.fromkeys(broke)) or "nothing",
+        "Changes Made to Procedure": "; ".join(d.corrected_step for d in defects) or "none",
+    }
+
+
+def lessons_from_summary(d: DrillSummary) -> dict[str, str]:
+    """Lessons Learned for a drill that wrote none (its rollback was never reached, or the
+    drill has none): from its outcome and properties -- never a "Yes" it did not earn."""
+    props = d.properties
+    issue = str(props.get("decision") or props.get("trigger") or d.nodeid)
+    ran = props.get("time_to_rollback_s")
+    if ran is None:
+        executed = "No (not run)"
+        took = "n/a: no rollback ran"
+    else:  # the executor returned: the stack was rolled back (by Phase 5 after a failure?)
+        took = f"{ran} s (phases {props.get('phase', '?')})"
+        after = props.get("failed_phase")
+        executed = "Yes" if after is None else f"Yes, by phase 5 after phase {after} failed"
+    checks = {k[len("check:") :]: str(v) for k, v in props.items() if k.startswith("check:")}
+    failed = [f"{k}: {v}" for k, v in checks.items() if v != "pass"]
+    if props.get("failure"):
+        failed.insert(0, str(props["failure"]))
+    if d.failure:
+        failed.append(d.failure.splitlines()[0])
+    passed = [k for k, v in checks.items() if v == "pass"]
+    return {
+        "Date": time.strftime("%Y-%m-%d"),
+        "Issue": issue,
+        "Rollback Executed": executed,
+        "Time to Rollback": took,
+        "What Worked": "; ".join(passed) or ("the drill" if d.outcome == "passed" else "nothing"),
+        "What Didn't Work": "; ".join(failed) or "nothing",
+        "Changes Made to Procedure": str(props.get("plan_defects") or "none"),
+    }
 
 
 _PANELS = (
@@ -314,6 +419,8 @@ def _drill_section(d: DrillSummary, policy_path: Any = None) -> str:
         parts.append(_table(list(d.lessons.items()), ("field", "value")))
     if d.announcement:
         parts.append(f"<h3>Rollback announcement (as sent)</h3><pre>{_e(d.announcement)}</pre>")
+    elif d.lessons and not str(d.lessons.get("Rollback Executed", "")).startswith("No"):
+        parts.append("<h3>Rollback announcement</h3><p>None recorded (no sink file).</p>")
     parts.append("</section>")
     return "".join(parts)
 

@@ -7,8 +7,11 @@
 # Parameters (environment): SCRIPTS_DIR (the plan's ./scripts) and SOAK_S, the duration of the
 # plan's own `sleep 60` soak between deployment and rollback (default 60, as in the plan; the
 # drills shorten it). The other scripts take their parameters from the same environment.
-# Each step is announced with an epoch timestamp (`== <script> <start|end> <time> <status>`),
-# so that the rollback's own duration can be measured; otherwise the sequence is the plan's.
+# Each step is announced with an epoch timestamp (`== <script> <start|end> <time> [exit N]`),
+# so that the rollback's own duration can be measured (rollback_drill.plan_scripts.staging_clock
+# reads them; a missing mark is an error, never 0 s); otherwise the sequence is the plan's.
+# STOPPED_ON_PURPOSE (see scripts/lib/checks.sh) reaches verify-rollback.sh: the services the
+# config rollback stops on purpose (the plan's Phase 2 stops backend-asgi).
 
 SCRIPTS_DIR=${SCRIPTS_DIR:-./scripts}
 SOAK_S=${SOAK_S:-60}

@@ -25,7 +25,7 @@ def announcement() -> Announcement:
     return Announcement(
         reason="error rate > 10 % on streaming",
         started=STARTED,
-        expected_duration_s=330.0,
+        expected_duration_s=300.0,
         impact="WebSockets unavailable",
     )
 
@@ -35,7 +35,7 @@ def test_the_plans_template_is_filled_with_every_placeholder() -> None:
     assert text.startswith(f"Subject: {SUBJECT}\n\nTeam,\n")
     assert "We are executing a rollback of the hybrid WSGI+ASGI deployment due to:\n" in text
     assert "error rate > 10 % on streaming" in text
-    assert "- Rollback started: " in text and "(start + 5.5 minutes)" in text
+    assert "- Rollback started: " in text and "(start + 5 minutes)" in text
     assert "- Status updates: Every 5 minutes" in text
     assert "Impact:\n- WebSockets unavailable" in text
     # the plan's Rollback Responsibility Matrix

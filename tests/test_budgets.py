@@ -6,12 +6,13 @@ from rollback_drill.errors import RollbackError
 from rollback_drill.rollback import (
     PHASES,
     SEQUENCES,
-    SUCCESS_CRITERION_S,
     budget_s,
     sequence_budget_s,
+    success_criterion_s,
+    under_success_criterion,
     validate_sequence,
+    within_budget,
 )
-from rollback_drill.rollback.budgets import within_budget
 from rollback_drill.rollback.executor import PHASE_RUNNERS
 
 
@@ -25,7 +26,7 @@ def test_the_plans_budgets() -> None:
         4: 600.0,
         5: 900.0,
     }
-    assert SUCCESS_CRITERION_S == 300.0  # "Rollback completes in < 5 minutes"
+    assert success_criterion_s() == 300.0  # "Rollback completes in < 5 minutes"
 
 
 def test_goals_are_tighter_than_budgets() -> None:
@@ -57,4 +58,6 @@ def test_other_sequences_are_refused_naming_the_accepted(seq: tuple[int, ...]) -
 def test_unknown_phase_and_budget_check() -> None:
     with pytest.raises(RollbackError, match="no rollback phase 6"):
         budget_s(6)
-    assert within_budget(2, 120.0) and not within_budget(2, 120.1)
+    assert within_budget(120.0, budget_s(2)) and not within_budget(120.1, budget_s(2))
+    # the success criterion is strict: "< 5 minutes"
+    assert under_success_criterion(299.9) and not under_success_criterion(300.0)

@@ -9,7 +9,7 @@ import random
 import pytest
 
 from rollback_drill.baseline import Baseline
-from rollback_drill.checks.checklist import CHECKLIST, p95_back_to_baseline
+from rollback_drill.checks.checklist import p95_back_to_baseline
 from rollback_drill.metrics import Scope, ScopeKind
 from rollback_drill.policy import load_policy
 from rollback_drill.records import Outcome, RecordStore, RequestRecord
@@ -109,7 +109,7 @@ def test_a_p95_over_too_few_requests_is_no_evidence() -> None:
     store = _store([(T0, T0 + 12, 0.006), (T0 + 100, T0 + 102, 0.006)])  # 50 requests
     result = _check(store, _p95(store, T0, T0 + 12), (T0 + 100, T0 + 102), True)
     assert not result.passed
-    assert result.detail.count("(too few)") == CHECKLIST.p95_parts
+    assert result.detail.count("(too few)") == load_policy().checklist.p95.parts
 
 
 def test_one_stalled_part_of_three_passes_and_two_fail() -> None:

@@ -1,7 +1,7 @@
 """The rollback executor: the plan's phases 1-5 run for real on the stack, timed, recorded.
 
 =============  ==================================================================
-``budgets``    the phases as data: titles, the plan's budgets, accepted sequences
+``budgets``    the phases: titles, budgets (from the policy), the one budget rule
 ``context``    :class:`RollbackContext`: inputs and the state phases hand on
 ``steps``      :class:`PhaseRun`: every step recorded (command, exit, duration, tail)
 ``phase1-5``   one module per phase of the plan's Rollback Procedure
@@ -24,11 +24,14 @@ from __future__ import annotations
 from rollback_drill.rollback.budgets import (
     PHASES,
     SEQUENCES,
-    SUCCESS_CRITERION_S,
     PhaseSpec,
     budget_s,
+    phases,
     sequence_budget_s,
+    success_criterion_s,
+    under_success_criterion,
     validate_sequence,
+    within_budget,
 )
 from rollback_drill.rollback.context import RollbackContext
 from rollback_drill.rollback.executor import RollbackResult, run_rollback
@@ -37,14 +40,17 @@ from rollback_drill.rollback.steps import PhaseResult, StepResult
 __all__ = [
     "PHASES",
     "SEQUENCES",
-    "SUCCESS_CRITERION_S",
     "PhaseResult",
     "PhaseSpec",
     "RollbackContext",
     "RollbackResult",
     "StepResult",
     "budget_s",
+    "phases",
     "run_rollback",
     "sequence_budget_s",
+    "success_criterion_s",
+    "under_success_criterion",
     "validate_sequence",
+    "within_budget",
 ]

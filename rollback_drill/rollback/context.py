@@ -1,15 +1,21 @@
-"""What a rollback carries from phase to phase: the stack, its backups, lock, sink and defects."""
+"""What a rollback carries from phase to phase: the stack, its policy, backups, lock, sink and
+defects."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from rollback_drill.announce import Announcement, AnnouncementSink
 from rollback_drill.backup import BackupSet, load_backups
 from rollback_drill.defects import DefectLog
 from rollback_drill.ledger import Ledger
 from rollback_drill.lock import DeploymentLock, LockInfo
+from rollback_drill.policy import Policy, default_policy
 from rollback_drill.stack import Stack
+
+if TYPE_CHECKING:
+    from rollback_drill.rollback.executor import RollbackResult
 
 __all__ = ["RollbackContext"]
 
@@ -21,6 +27,10 @@ class RollbackContext:
     ``probe_plan``: before the corrected step, run (or dry-run) the plan's step as written where
     that is harmless, and record a plan defect when it fails -- the drills' default; set it to
     False to run only the corrected steps.
+
+    ``policy`` gives the numbers the rollback is judged by: each phase's budget, the success
+    criterion (the announcement's expected completion) and the status-update interval (scaled
+    by its ``time_scale``, like the drill that runs the rollback). Default: the shipped policy.
 
     ``fallback``: when a phase fails, fall back to Phase 5 (the plan's "If Above Fails").
     ``ledger``: the load's write ledger, if any: Phase 5's data-loss window is then counted in
@@ -34,6 +44,7 @@ class RollbackContext:
     backups: BackupSet | None = None
     holder: str = "rollback"
     probe_plan: bool = True
+    policy: Policy = field(default_factory=default_policy)
     fallback: bool = True
     ledger: Ledger | None = None
     sequence: tuple[int, ...] = ()  # set by the executor
@@ -42,6 +53,8 @@ class RollbackContext:
     announcement: Announcement | None = None
     code_rolled_back: bool = False
     observed: list[str] = field(default_factory=list)
+    # the rollback's result as it runs, also when it fails (the report's Lessons Learned)
+    result: RollbackResult | None = None
     stopped: list[str] = field(default_factory=list)  # what Phase 1 stopped or took over
 
     @property

@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
+from rollback_drill.announce import StatusUpdates
 from rollback_drill.defects import PlanDefect
 from rollback_drill.errors import DrillError, LockHeld
-from rollback_drill.rollback.budgets import sequence_budget_s, validate_sequence
+from rollback_drill.policy import Policy
+from rollback_drill.rollback.budgets import sequence_budget_s, validate_sequence, within_budget
 from rollback_drill.rollback.context import RollbackContext
 from rollback_drill.rollback.fallback import (
     DataLossWindow,
@@ -54,6 +56,7 @@ class RollbackResult:
     phases: list[PhaseResult] = field(default_factory=list)
     defects: list[PlanDefect] = field(default_factory=list)  # observed during this rollback
     error: str | None = None
+    policy: Policy | None = None  # the budgets' source (None: the shipped policy)
     failure: PhaseFailure | None = None  # the phase of the sequence that failed
     fallback: bool = False  # Phase 5 ran because of ``failure``
     data_loss: DataLossWindow | None = None  # what Phase 5 lost (when Phase 5 ran)
@@ -78,14 +81,14 @@ class RollbackResult:
     @property
     def budget_s(self) -> float:
         ran = [p.phase for p in self.phases] if self.fallback else self.sequence
-        return sequence_budget_s(ran)
+        return sequence_budget_s(ran, self.policy)
 
     @property
     def ok(self) -> bool:
         return self.error is None and all(p.status == "ok" for p in self.phases)
 
     def over_budget(self) -> list[PhaseResult]:
-        return [p for p in self.phases if p.duration_s > p.budget_s]
+        return [p for p in self.phases if not within_budget(p.duration_s, p.budget_s)]
 
     def properties(self) -> dict[str, float | str]:
         """JUnit properties: phase, time_to_rollback_s, budget_s, per phase and per step."""
@@ -124,9 +127,13 @@ def run_rollback(ctx: RollbackContext, phases: Iterable[int]) -> RollbackResult:
     seq = validate_sequence(phases)
     ctx.sequence = seq
     journal = ctx.stack.journal
-    result = RollbackResult(seq, time.time())
+    result = ctx.result = RollbackResult(seq, time.time(), policy=ctx.policy)
     known_before = set(ctx.observed)
-    with journal.step("rollback", ctx.label, reason=ctx.reason, budget_s=result.budget_s) as step:
+    updates = _status_updates(ctx, result)
+    with (
+        updates,
+        journal.step("rollback", ctx.label, reason=ctx.reason, budget_s=result.budget_s) as step,
+    ):
         try:
             try:
                 for number in seq:
@@ -153,7 +160,8 @@ def run_rollback(ctx: RollbackContext, phases: Iterable[int]) -> RollbackResult:
                 phases={p.phase: round(p.duration_s, 2) for p in result.phases},
                 defects=[d.id for d in result.defects],
             )
-    _announce_completion(ctx, result)
+            updates.stop()
+            _announce_completion(ctx, result)
     return result
 
 
@@ -201,25 +209,67 @@ def _run_phase(run: PhaseRun) -> None:
         finally:
             res.duration_s = time.monotonic() - start
             st.data.update(
-                within_budget=res.duration_s <= res.budget_s,
+                within_budget=within_budget(res.duration_s, res.budget_s),
                 steps=len(res.steps),
                 defects=res.defects,
             )
 
 
-def _announce_completion(ctx: RollbackContext, result: RollbackResult) -> None:
-    if ctx.announcement is None:
-        return
-    over = result.over_budget()
-    outcome = (
-        "all phases within budget"
-        if not over
-        else ("over budget: " + ", ".join(f"phase {p.phase} {p.duration_s:.0f} s" for p in over))
+def _status_updates(ctx: RollbackContext, result: RollbackResult) -> StatusUpdates:
+    """The announcement's status updates while ``result``'s phases run (see ``announce``)."""
+    journal = ctx.stack.journal
+
+    def state() -> str:
+        running = [p for p in result.phases if p.status == "running"]
+        done = [f"phase {p.phase} ({p.title}) done" for p in result.phases if p.status == "ok"]
+        now = [f"phase {p.phase} ({p.title}) running" for p in running]
+        return "; ".join(done + now) or "starting"
+
+    return StatusUpdates(
+        ctx.sink,
+        lambda: ctx.announcement,
+        state,
+        on_sent=lambda n, where: journal.event(
+            "rollback", "status_update", number=n, sent_to=where
+        ),
+        on_error=lambda error: journal.event("rollback", "status_update", error=error),
     )
-    text = ctx.announcement.completion(result.finished, result.label, outcome)
+
+
+def _announce_completion(ctx: RollbackContext, result: RollbackResult) -> None:
+    """The completion message: complete (within budget or not), or failed -- with the phases
+    rolled back by then and the failing step."""
+    if ctx.announcement is None:
+        ctx.stack.journal.event(
+            "rollback", "announce_completion", sent_to=None, why="not announced"
+        )
+        return
+    # rolled back: no error, and the last phase run finished (the sequence, or Phase 5 after
+    # a failed phase)
+    complete = result.error is None and bool(result.phases) and result.phases[-1].status == "ok"
+    if complete:
+        over = result.over_budget()
+        failed = [f"phase {p.phase} ({p.title}) failed" for p in result.phases if p.status != "ok"]
+        outcome = "; ".join(
+            [
+                *failed,
+                "all phases within budget"
+                if not over
+                else "over budget: "
+                + ", ".join(f"phase {p.phase} {p.duration_s:.0f} s" for p in over),
+            ]
+        )
+        subject = ctx.announcement.subject + " - complete"
+        text = ctx.announcement.completion(result.finished, result.label, outcome)
+    else:
+        done = [f"phase {p.phase} ({p.title})" for p in result.phases if p.status == "ok"]
+        rolled = ", ".join(done) or "nothing"
+        subject = ctx.announcement.subject + " - FAILED"
+        why = result.error or "interrupted"
+        text = ctx.announcement.failure(result.finished, result.label, rolled, why)
     try:
-        where = ctx.sink.send(ctx.announcement.subject + " - complete", text)
+        where = ctx.sink.send(subject, text)
     except DrillError as exc:
         ctx.stack.journal.event("rollback", "announce_completion", error=str(exc))
         return
-    ctx.stack.journal.event("rollback", "announce_completion", sent_to=where)
+    ctx.stack.journal.event("rollback", "announce_completion", sent_to=where, complete=complete)

@@ -25,7 +25,7 @@ from rollback_drill.deployments import DeploymentRecord, running_deployment
 from rollback_drill.deployments import stop_deployment as stop_rolling
 from rollback_drill.errors import LockHeld
 from rollback_drill.lock import LockInfo
-from rollback_drill.rollback.budgets import sequence_budget_s, spec
+from rollback_drill.rollback.budgets import spec
 from rollback_drill.rollback.steps import PhaseRun
 
 __all__ = ["announce", "stop_deployment", "take_lock"]
@@ -126,8 +126,10 @@ def announce(run: PhaseRun) -> None:
     announcement = Announcement(
         reason=ctx.reason,
         started=run.result.started,
-        expected_duration_s=sequence_budget_s(seq),
-        impact="; ".join(dict.fromkeys(spec(p).impact for p in seq)),
+        expected_duration_s=ctx.policy.rollback.success_criterion_s,  # "[TIME + 5 minutes]"
+        impact="; ".join(dict.fromkeys(spec(p, ctx.policy).impact for p in seq)),
+        status_interval_s=ctx.policy.status_update_interval_s(),
+        time_scale=ctx.policy.time_scale,
     )
     ctx.announcement = announcement
     text = announcement.render()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from rollback_drill.compose import CommandResult, run_command
 from rollback_drill.errors import DrillError, RollbackError
-from rollback_drill.rollback.budgets import spec
+from rollback_drill.rollback.budgets import spec, within_budget
 
 if TYPE_CHECKING:
     from rollback_drill.rollback.context import RollbackContext
@@ -51,7 +51,7 @@ class PhaseResult:
 
     @property
     def within_budget(self) -> bool:
-        return self.status == "ok" and self.duration_s <= self.budget_s
+        return self.status == "ok" and within_budget(self.duration_s, self.budget_s)
 
 
 class PhaseRun:
@@ -59,7 +59,7 @@ class PhaseRun:
         self.ctx = ctx
         self.stack = ctx.stack
         self.phase = phase
-        s = spec(phase)
+        s = spec(phase, ctx.policy)
         self.result = PhaseResult(phase, s.title, s.budget_s, time.time())
 
     # ---- commands -------------------------------------------------------------------------
