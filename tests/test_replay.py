@@ -264,3 +264,13 @@ def test_a_recording_made_while_everything_appends_at_once_replays_exactly(
     assert recorder.overdue, "no reading counted an overdue request"
     assert result.rows() == result.recorded_rows()
     assert result.same
+
+
+def test_a_lowered_threshold_in_a_copy_makes_the_just_below_twin_decide(tmp_path: Path) -> None:
+    """db_connection_failures' threshold lowered from 50 % to 40 % in a copy: the twin drilled
+    at 45 % (which decided nothing) now decides a rollback, and its check fails."""
+    policy = _edited(tmp_path, ("db_connection_failures",), "threshold: 0.50", "threshold: 0.40")
+    rec = _named("db_connection_failures", None)
+    assert check(replayed(rec.path.name)) is None
+    broken = check(replay(rec, policy))
+    assert broken is not None and "db_connection_failures" in broken
