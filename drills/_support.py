@@ -309,7 +309,8 @@ def check_aimed_level(
         counts.append(n)
     order = sorted(range(windows), key=lambda k: measured[k])
     mid = order[windows // 2]
-    tolerance = LEVEL_TOLERANCE[metric] * (aimed if metric == "p95" else 1.0)
+    limits = run.policy.drills.level_tolerance
+    tolerance = limits.p95_relative * aimed if metric == "p95" else limits.error_share_points
     record_property("level_instrument", f"nginx access log ({log.format})")
     record_property("measured_level", round(measured[mid], 4))
     record_property("generator_level", round(generated[mid], 4))
@@ -327,17 +328,20 @@ def check_aimed_level(
 
 
 def check_level(
+    policy: Policy,
     record_property: Callable[[str, object], None],
     *,
     injected: float,
     measured: float | None,
     ratio: bool = True,
 ) -> None:
-    """Measured against injected: within 1.5 percentage points (ratios) or 5 % of the level."""
+    """Measured against injected: within the policy's ``reading_points`` (ratios) or
+    ``reading_relative`` of the level, the larger."""
     record_property("injected_level", round(injected, 6))
     record_property("steady_value", None if measured is None else round(measured, 6))
     assert measured is not None, "no steady reading"
-    tolerance = max(0.015 if ratio else 0.0, 0.05 * injected)
+    limits = policy.drills.level_tolerance
+    tolerance = max(limits.reading_points if ratio else 0.0, limits.reading_relative * injected)
     record_property("level_error", round(measured - injected, 6))
     assert abs(measured - injected) <= tolerance, (
         f"measured {measured:.4f} vs injected {injected:.4f} (tolerance {tolerance:.4f})"
@@ -404,11 +408,6 @@ def scale_budget(run: DrillRun, plan_window_s: float, extra_s: float | None = No
     ``run.policy.detect_budget_s(rule_id)`` (its window, sustain period and slack)."""
     slack = run.policy.drills.detect_slack_s if extra_s is None else extra_s
     return run.policy.scale(plan_window_s) + slack
-
-
-def needs(condition: bool, why: str) -> None:
-    if not condition:
-        pytest.skip(why)
 
 
 # ---- infrastructure drills on any target -----------------------------------------------------

@@ -308,7 +308,7 @@ def test_db_failures_on_45_percent_of_requests(
             since=origin,
             window_s=window(run, "db_connection_failures"),
         )
-        check_level(record_property, injected=level, measured=reading.value)
+        check_level(run.policy, record_property, injected=level, measured=reading.value)
 
 
 def test_five_asgi_restarts(drill_run: DrillRun, record_property: RecordProperty) -> None:
@@ -333,7 +333,7 @@ def test_memory_at_93_percent(drill_run: DrillRun, record_property: RecordProper
         reading = run.source.read(
             "memory_usage_ratio", asgi, window(run, "memory_leak"), time.time()
         )
-        check_level(record_property, injected=cap, measured=reading.value)
+        check_level(run.policy, record_property, injected=cap, measured=reading.value)
 
 
 def test_auth_failures_at_4_percent(drill_run: DrillRun, record_property: RecordProperty) -> None:
@@ -357,7 +357,7 @@ def test_auth_failures_at_4_percent(drill_run: DrillRun, record_property: Record
             since=origin,
             window_s=window(run, "auth_failures", 2),
         )
-        check_level(record_property, injected=level, measured=reading.value)
+        check_level(run.policy, record_property, injected=level, measured=reading.value)
 
 
 def test_seven_redis_failures_per_minute(
@@ -415,7 +415,7 @@ def test_websocket_disconnects_at_25_percent(
             since=origin,
             window_s=window(run, "websocket_disconnects", 3),
         )
-        check_level(record_property, injected=share, measured=reading.value)
+        check_level(run.policy, record_property, injected=share, measured=reading.value)
 
 
 def test_cache_hit_rate_down_by_40_percent(
@@ -442,7 +442,7 @@ def test_cache_hit_rate_down_by_40_percent(
             window_s=window(run, "cache_hit_drop", 3),
         )
         record_property("baseline_hit_rate", round(base, 4))
-        check_level(record_property, injected=(1 - miss) * base, measured=reading.value)
+        check_level(run.policy, record_property, injected=(1 - miss) * base, measured=reading.value)
 
 
 def test_ten_support_tickets(drill_run: DrillRun, record_property: RecordProperty) -> None:

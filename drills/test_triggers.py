@@ -241,7 +241,7 @@ def test_memory_leak(drill_run: DrillRun, record_property: RecordProperty) -> No
             record_property=record_property,
         )
         reading = run.source.read(rule.metric, asgi, window(run, "memory_leak"), time.time())
-        check_level(record_property, injected=cap, measured=reading.value)
+        check_level(run.policy, record_property, injected=cap, measured=reading.value)
 
 
 def test_auth_failures(drill_run: DrillRun, record_property: RecordProperty) -> None:
@@ -341,7 +341,7 @@ def test_websocket_disconnects(drill_run: DrillRun, record_property: RecordPrope
             "websocket", time.time() - window(run, "websocket_disconnects", 3), time.time()
         ).outcomes
         record_property("websocket_outcomes", {str(k): v for k, v in outcomes.items()})
-        check_level(record_property, injected=share, measured=reading.value)
+        check_level(run.policy, record_property, injected=share, measured=reading.value)
 
 
 def test_cache_hit_drop(drill_run: DrillRun, record_property: RecordProperty) -> None:
@@ -368,7 +368,7 @@ def test_cache_hit_drop(drill_run: DrillRun, record_property: RecordProperty) ->
             window_s=window(run, "cache_hit_drop"),
         )
         record_property("baseline_hit_rate", round(base, 4))
-        check_level(record_property, injected=(1 - miss) * base, measured=reading.value)
+        check_level(run.policy, record_property, injected=(1 - miss) * base, measured=reading.value)
 
 
 def test_user_complaints(drill_run: DrillRun, record_property: RecordProperty) -> None:

@@ -316,12 +316,29 @@ class Level(_Model):
     plan: Text
 
 
+Share = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
+
+
+class LevelTolerance(_Model):
+    """How far a fault's measured level may be from the level it aims at before the drill says
+    the fault missed: nginx's measurement of a P95 multiple (relative to the aim) and of an
+    error share (absolute points); the monitor's reading of other levels (absolute points for
+    ratios, or relative, the larger)."""
+
+    p95_relative: Share
+    error_share_points: Share
+    reading_points: Share
+    reading_relative: Share
+    why: Text
+
+
 class DrillSpec(_Model):
-    """The drills' detection budgets and aimed levels."""
+    """The drills' detection budgets, aimed levels and how close a level must come to its aim."""
 
     detect_slack_s: Seconds  # the monitor's tick, the collectors' sampling, the fault's ramp
     detection: Annotated[tuple[DetectBudget, ...], _Lax] = ()
     levels: Annotated[tuple[Level, ...], _Lax] = ()
+    level_tolerance: LevelTolerance
 
 
 @dataclass(frozen=True)

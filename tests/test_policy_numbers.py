@@ -190,3 +190,17 @@ def test_unknown_level_or_detection_case_is_named() -> None:
         p.detect_budget_s("error_rate", "nope")
     with pytest.raises(PolicyError, match="is for asgi_restarts, not error_rate"):
         p.detect_budget_s("error_rate", "asgi_restarts_killed")
+
+
+def test_how_close_a_level_must_come_to_its_aim_is_the_policys(tmp_path: Path) -> None:
+    from rollback_drill.drills._support import check_level
+
+    shipped = load_policy()
+    data = _data()
+    data["drills"]["level_tolerance"]["reading_points"] = 0.05
+    wider = load_policy(_write(tmp_path, data))
+    record: dict[str, object] = {}
+    with pytest.raises(AssertionError, match=r"tolerance 0\.0150"):
+        check_level(shipped, record.__setitem__, injected=0.20, measured=0.24)
+    check_level(wider, record.__setitem__, injected=0.20, measured=0.24)
+    assert record["level_error"] == pytest.approx(0.04)
