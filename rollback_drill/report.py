@@ -118,10 +118,10 @@ def lessons_learned(
                 broke.append(f"phase {p.phase} ({p.title}) {p.status}")
             for st in p.steps:
                 if not st.ok:
-                    last = st.tail.splitlines()[-1:] or [""]
-                    broke.append(
-                        f"step p{st.phase}.{st.name}: `{st.cmd}` exit {st.returncode} {last[0]}"
-                    )
+                    last = (st.tail.splitlines() or [""])[-1].strip()
+                    said = f": {last}" if last else ""
+                    step = f"step p{st.phase}.{st.name}: `{st.cmd}`"
+                    broke.append(f"{step} exit {st.returncode}{said}")
         if result.error:
             broke.append(f"rollback error: {result.error}")
     worked += [c.name for c in checks if c.passed]

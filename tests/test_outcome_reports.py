@@ -81,7 +81,7 @@ def test_lessons_of_a_failed_rollback_name_the_failing_step_and_checks() -> None
     assert lessons["Time to Rollback"] == "12.0 s (phases 1→3), until it stopped"
     didnt = lessons["What Didn't Work"]
     assert "phase 3 (Phase3) failed" in didnt
-    assert "step p3.build_wsgi: `docker compose build backend-wsgi` exit 1" in didnt
+    assert "step p3.build_wsgi: `docker compose build backend-wsgi` exit 1: last line" in didnt
     assert "last line of build_wsgi" in didnt and "FAIL Error rate < 1%" in didnt
     assert "drill failed: boom" in didnt
     assert lessons["What Worked"].startswith("phase 1 (Phase1) in 3.0 s; Health endpoint")
