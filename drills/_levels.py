@@ -1,0 +1,158 @@
+"""Levels: the slow release aimed at a multiple of the baseline P95, and a fault's level checked
+against its aim -- by nginx's own access log for the P95 and error-rate faults, by the
+monitor's reading for the others; the tolerances are the policy's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rollback_drill.decisions import Reading
+from rollback_drill.drill import DrillRun
+from rollback_drill.faults import FaultyRelease
+from rollback_drill.faults import faulty_releases as releases
+from rollback_drill.metrics import Metric, Scope
+from rollback_drill.policy import Policy
+
+from ._baselines import baseline_histogram, baseline_value, settled_baseline
+from ._detection import sleep_until
+from ._verdicts import RecordProperty
+
+# Share of requests a slow release slows. The P95 lands among them (about their 75th
+# percentile), and so does the lower end of its 80 % interval over a few dozen samples: with
+# 10 % that end (~P91 of a 6-s window of ~48 streams) reached into the unslowed requests and
+# the streaming release took ~11 s to detect (5.0 and 5.6 s with 20 %).
+SLOWED = 0.20
+
+
+def steady_reading(
+    run: DrillRun, metric: str, scope: Scope, *, since: float, window_s: float
+) -> Reading:
+    """The monitor's own reading of ``metric`` once a whole window holds only data from after
+    ``since`` (windows widen to whole seconds, hence the extra second). A longer window than
+    the rule's gives the same metric over more samples (WebSocket shares, percentiles)."""
+    sleep_until(since + window_s + 1.0)
+    return run.source.read(Metric(metric), scope, window_s, time.time())
+
+
+@dataclass
+class SlowRelease:
+    """A release slowing exactly ``SLOWED`` of ``category``'s requests by ``delay_ms``: the
+    delay solved on the baseline's latency histogram ``hist`` for a P95 of ``factor`` x the
+    baseline P95 ``base`` (seconds)."""
+
+    fault: FaultyRelease
+    category: str
+    factor: float
+    base: float
+    hist: list[tuple[float, int]]
+    delay_ms: float
+
+
+def slow_release(run: DrillRun, category: str, factor: float) -> SlowRelease:
+    """Settle the baseline, then build the slow release of ``category`` (CRUD: the WSGI code;
+    streaming: the ASGI code) that puts its P95 at ``factor`` x that baseline."""
+    base = settled_baseline(run, category)
+    hist = baseline_histogram(run, category)
+    delay_ms = releases.p95_delay_ms(factor * base, hist, share=SLOWED)
+    make = releases.slow_stream if category == "streaming" else releases.slow_crud
+    fault = make(run.stack, delay_ms, share=SLOWED, deploy=run.deploy)
+    return SlowRelease(fault, category, factor, base, hist, delay_ms)
+
+
+def check_aimed_level(
+    run: DrillRun,
+    metric: str,
+    category: str,
+    aimed: float,
+    *,
+    since: float,
+    window_s: float,
+    record_property: RecordProperty,
+    windows: int = 3,
+) -> None:
+    """The level a fault aims at against nginx's own measurement of it (``signals.access_log``
+    of the target: ``$request_time``, ``$status``), never against the load's records alone.
+
+    ``metric``: ``p95`` (a multiple of the category's baseline P95, both read from nginx's log:
+    the baseline from the entries ``DrillRun.capture_baseline`` kept) or ``error_rate`` (the
+    share of 5xx answers). Read in ``windows`` consecutive windows of ``window_s`` after
+    ``since``; the median window decides. Recorded: ``aimed_level``, ``measured_level``
+    (nginx), ``generator_level`` (the monitor's reading of the same windows) and the
+    tolerance; the check fails when nginx's level is off the aim by more than the tolerance.
+    Without an access log on the target the level is "not observable on this target" (a
+    property, not a pass of this check).
+    """
+    record_property("aimed_level", aimed)
+    log = run.access_log
+    if log is None or log.missing is not None:
+        why = "no signals.access_log in the target" if log is None else log.missing
+        record_property("level_check", f"not observable on this target: {why}")
+        return
+    base_nginx = None
+    if metric == "p95":
+        base_nginx, n = log.p95(run.access_baseline, category)
+        assert base_nginx, f"nginx logged no {category} request in the baseline window ({n})"
+        base_gen = baseline_value(run, "p95_pre_hybrid", Scope.category(category))
+    measured: list[float] = []
+    generated: list[float] = []
+    counts: list[int] = []
+    end = since + 1.0
+    for _ in range(windows):
+        end += window_s
+        sleep_until(end + 1.0)  # nginx writes a line when the request ends: let it land
+        entries = log.read(end - window_s, end)
+        m = Metric.P95_LATENCY if metric == "p95" else Metric.ERROR_RATE
+        reading = run.source.read(m, Scope.category(category), window_s, end)
+        if metric == "p95":
+            value, n = log.p95(entries, category)
+            assert value is not None and base_nginx, f"nginx logged no {category} request"
+            measured.append(value / base_nginx)
+            generated.append((reading.value or 0.0) / base_gen)
+        else:
+            value, n = log.error_share(entries, category)
+            assert value is not None, f"nginx logged no {category} request"
+            measured.append(value)
+            generated.append(reading.value or 0.0)
+        counts.append(n)
+    order = sorted(range(windows), key=lambda k: measured[k])
+    mid = order[windows // 2]
+    limits = run.policy.drills.level_tolerance
+    tolerance = limits.p95_relative * aimed if metric == "p95" else limits.error_share_points
+    record_property("level_instrument", f"nginx access log ({log.format})")
+    record_property("measured_level", round(measured[mid], 4))
+    record_property("generator_level", round(generated[mid], 4))
+    record_property("level_windows_nginx", [round(x, 4) for x in measured])
+    record_property("level_windows_generator", [round(x, 4) for x in generated])
+    record_property("level_window_requests", counts)
+    if base_nginx is not None:
+        record_property("baseline_p95_ms_nginx", round(base_nginx * 1000, 2))
+    record_property("level_tolerance", round(tolerance, 4))
+    assert abs(measured[mid] - aimed) <= tolerance, (
+        f"the fault missed its aim: nginx measured {metric} {measured[mid]:.4f} against the "
+        f"aimed {aimed:.4f} (tolerance {tolerance:.4f}; the load generator read "
+        f"{generated[mid]:.4f})"
+    )
+
+
+def check_level(
+    policy: Policy,
+    record_property: Callable[[str, object], None],
+    *,
+    injected: float,
+    measured: float | None,
+    ratio: bool = True,
+) -> None:
+    """Measured against injected: within the policy's ``reading_points`` (ratios) or
+    ``reading_relative`` of the level, the larger."""
+    record_property("injected_level", round(injected, 6))
+    record_property("steady_value", None if measured is None else round(measured, 6))
+    assert measured is not None, "no steady reading"
+    limits = policy.drills.level_tolerance
+    tolerance = max(limits.reading_points if ratio else 0.0, limits.reading_relative * injected)
+    record_property("level_error", round(measured - injected, 6))
+    assert abs(measured - injected) <= tolerance, (
+        f"measured {measured:.4f} vs injected {injected:.4f} (tolerance {tolerance:.4f})"
+    )
