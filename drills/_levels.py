@@ -82,8 +82,10 @@ def check_aimed_level(
     loaded host: 4.7x nginx vs 3.1x generator for a 2.5x aim). What nginx measures is the
     fault's effect: how much the category's P95 rose over its P95 in the baseline window (the
     entries ``DrillRun.capture_baseline`` kept); the measured level is that rise on the aim's
-    scale, ``1 + rise / baseline``. nginx's own ratio is recorded beside it. Read in ``windows`` consecutive windows of ``window_s`` after
-    ``since``; the median window decides. Recorded: ``aimed_level``, ``measured_level``
+    scale, ``1 + rise / baseline``. nginx's own ratio is recorded beside it.
+
+    Read in ``windows`` consecutive windows of ``window_s`` after ``since``; the median window
+    decides. Recorded: ``aimed_level``, ``measured_level``
     (nginx), ``generator_level`` (the monitor's reading of the same windows) and the
     tolerance; the check fails when nginx's level is off the aim by more than the tolerance.
     Without an access log on the target the level is "not observable on this target" (a
