@@ -78,3 +78,14 @@ def test_the_first_phases_commands_name_the_targets_services() -> None:
     assert first[0] == "docker compose -p rbd-x stop backend-asgi"
     assert "touch /tmp/deployment.lock" in first
     assert any("migrate ai_model 0010" in c for c in phase_commands(4, target, "rbd-x"))
+
+
+def test_migrations_past_the_rollback_targets_are_read_from_psqls_rows() -> None:
+    from rollback_drill.rollback.choose import migrations_query, past_rollback_targets
+
+    target = load_target(REFERENCE_TARGET)
+    assert "FROM django_migrations WHERE app IN ('ai_model', 'chat_session')" in (
+        migrations_query(target)
+    )
+    rows = "ai_model 0010_x\nai_model 0011_aimodel_supports_streaming\nauth 0012_y\n"
+    assert past_rollback_targets(target, rows) == [("ai_model", "0011_aimodel_supports_streaming")]

@@ -183,25 +183,35 @@ def phase_commands(phase: int, target: Target, project: str) -> list[str]:
     return commands[phase]
 
 
+def migrations_query(target: Target) -> str:
+    """The SQL listing ``app name`` of the target's apps' rows of ``django_migrations``."""
+    apps = ", ".join(f"'{a}'" for a in target.migration_rollback)
+    return f"SELECT app, name FROM django_migrations WHERE app IN ({apps}) ORDER BY app, name"
+
+
+def past_rollback_targets(target: Target, psql_output: str) -> list[tuple[str, str]]:
+    """``(app, migration)`` of :func:`migrations_query`'s rows (psql ``-At -F ' '``) past each
+    app's rollback target (the target's ``migration_rollback``)."""
+    rows = []
+    for line in psql_output.splitlines():
+        app, _, name = line.strip().partition(" ")
+        to = target.migration_rollback.get(app)
+        if to is not None and migration_number(name) > migration_number(to):
+            rows.append((app, name))
+    return rows
+
+
 def applied_migrations(stack: Stack) -> tuple[str, ...]:
     """``app.name`` of the migrations in ``django_migrations`` past each app's rollback target
     (the target's ``migration_rollback``), read from the stack's PostgreSQL."""
     t, db = stack.target, stack.workspace.database
     if not t.migration_rollback:
         return ()
-    apps = ", ".join(f"'{a}'" for a in t.migration_rollback)
-    sql = f"SELECT app, name FROM django_migrations WHERE app IN ({apps}) ORDER BY app, name"
     out = stack.exec(
-        t.services.postgres, "psql", "-U", db.user, "-d", db.name, "-At", "-F", " ", "-c", sql
+        t.services.postgres,
+        *("psql", "-U", db.user, "-d", db.name, "-At", "-F", " ", "-c", migrations_query(t)),
     ).stdout
-    past = []
-    for line in out.splitlines():
-        app, _, name = line.strip().partition(" ")
-        if app in t.migration_rollback and migration_number(name) > migration_number(
-            t.migration_rollback[app]
-        ):
-            past.append(f"{app}.{name}")
-    return tuple(past)
+    return tuple(f"{app}.{name}" for app, name in past_rollback_targets(t, out))
 
 
 def migration_number(migration: str) -> int:

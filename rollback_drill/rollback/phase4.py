@@ -23,7 +23,7 @@ import difflib
 
 from rollback_drill.defects import evidence_of
 from rollback_drill.errors import RollbackError
-from rollback_drill.rollback.choose import migration_number
+from rollback_drill.rollback.choose import migrations_query, past_rollback_targets
 from rollback_drill.rollback.data_restored import live_snapshot, verify_restored
 from rollback_drill.rollback.steps import PhaseRun
 from rollback_drill.wait import wait_for
@@ -106,16 +106,9 @@ def _names(rows: list[tuple[str, str]]) -> str:
 def applied_beyond(run: PhaseRun, step: str) -> list[tuple[str, str]]:
     """``(app, migration)`` rows of ``django_migrations`` past each app's rollback target."""
     t = run.stack.target
-    apps = ", ".join(f"'{a}'" for a in t.migration_rollback)
-    sql = f"SELECT app, name FROM django_migrations WHERE app IN ({apps}) ORDER BY app, name"
+    sql = migrations_query(t)
     res = run.exec(step, t.services.postgres, *_psql(run), "-At", "-F", " ", "-c", sql)
-    rows = []
-    for line in res.stdout.splitlines():
-        app, _, name = line.strip().partition(" ")
-        target = t.migration_rollback.get(app)
-        if target is not None and migration_number(name) > migration_number(target):
-            rows.append((app, name))
-    return rows
+    return past_rollback_targets(t, res.stdout)
 
 
 def schema_diff(run: PhaseRun, step: str) -> list[str]:
