@@ -71,7 +71,7 @@ from rollback_drill.journal import Journal
 from rollback_drill.ledger import Ledger
 from rollback_drill.load import require_loopback
 from rollback_drill.records import Outcome
-from rollback_drill.rollback.budgets import budget_s
+from rollback_drill.rollback.budgets import budget_s, within_budget
 from rollback_drill.stack import Stack
 from rollback_drill.target import Target, load_target
 from rollback_drill.traffic import Category
@@ -366,7 +366,7 @@ class RoundTrip:
         plan's ``exec`` into a running container does not pay: an upper bound."""
         if self.backward_s is None:
             return None
-        return self.backward_s <= self.phase4_budget_s
+        return within_budget(self.backward_s, self.phase4_budget_s)
 
     @property
     def exit_status(self) -> int:
