@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from rollback_drill.baseline import Baseline
 from rollback_drill.decisions import Decision, Reading
@@ -37,9 +37,6 @@ from rollback_drill.signals.series import DEFAULT_CLOCK, Clock
 from rollback_drill.signals.tickets import TicketCollector
 from rollback_drill.target import Target
 from rollback_drill.wait import wait_for
-
-if TYPE_CHECKING:
-    from rollback_drill.recording import Recorder
 
 ERROR_OUTCOMES = (Outcome.SERVER_ERROR, Outcome.CONNECT_ERROR, Outcome.TIMEOUT)
 NO_DATA = Reading(None, 0)
@@ -190,6 +187,16 @@ _RECORD_METRICS: dict[Metric, Callable[..., float | None]] = {
 }
 
 
+class TickRecorder(Protocol):
+    """What records each tick's inputs as it runs it (``recording.Recorder``: a drill's
+    replay). The monitor names what it calls, so the recorder depends on the monitor and not
+    the other way round."""
+
+    def tick(self, evaluator: Evaluator, source: LiveSource, now: float | None) -> list[Decision]:
+        """Run ``evaluator``'s tick at ``now`` over ``source``, recording what it read."""
+        ...
+
+
 class Monitor:
     """Ticks an :class:`Evaluator` on a thread; decisions are kept, journaled and awaitable."""
 
@@ -215,7 +222,7 @@ class Monitor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
-        self.recorder: Recorder | None = None  # records each tick's inputs (a drill's replay)
+        self.recorder: TickRecorder | None = None  # records each tick's inputs (a drill's replay)
 
     def tick(self, now: float | None = None) -> list[Decision]:
         cpu0 = time.thread_time()
