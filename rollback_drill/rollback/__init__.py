@@ -7,7 +7,8 @@
 ``phase1-5``   one module per phase of the plan's Rollback Procedure
 ``nginx``      restoring nginx's config with ``nginx -t`` before it is loaded
 ``health``     the smoke test and full health check the plan calls but never defines
-``executor``   :func:`run_rollback` and :class:`RollbackResult`
+``result``     :class:`RollbackResult`, :class:`PhaseResult`, :class:`StepResult`
+``executor``   :func:`run_rollback`: the phases in order, the Phase 5 fallback
 ``measure``    medians of phase durations over JUnit reports
 =============  ==================================================================
 
@@ -34,8 +35,8 @@ from rollback_drill.rollback.budgets import (
     within_budget,
 )
 from rollback_drill.rollback.context import RollbackContext
-from rollback_drill.rollback.executor import RollbackResult, run_rollback
-from rollback_drill.rollback.steps import PhaseResult, StepResult
+from rollback_drill.rollback.executor import run_rollback
+from rollback_drill.rollback.result import PhaseResult, RollbackResult, StepResult
 
 __all__ = [
     "PHASES",

@@ -15,7 +15,7 @@ from rollback_drill.policy import Policy, default_policy
 from rollback_drill.stack import Stack
 
 if TYPE_CHECKING:
-    from rollback_drill.rollback.executor import RollbackResult
+    from rollback_drill.rollback.result import RollbackResult
 
 __all__ = ["RollbackContext"]
 

@@ -12,30 +12,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
 from rollback_drill.announce import StatusUpdates
-from rollback_drill.defects import PlanDefect
 from rollback_drill.errors import DrillError, LockHeld
-from rollback_drill.policy import Policy
-from rollback_drill.rollback.budgets import sequence_budget_s, validate_sequence, within_budget
+from rollback_drill.rollback.budgets import validate_sequence, within_budget
 from rollback_drill.rollback.context import RollbackContext
-from rollback_drill.rollback.fallback import (
-    DataLossWindow,
-    PhaseFailure,
-    measure_loss,
-    stored_before,
-)
+from rollback_drill.rollback.fallback import PhaseFailure, measure_loss, stored_before
 from rollback_drill.rollback.phase1 import stop_deployment
 from rollback_drill.rollback.phase2 import config_rollback
 from rollback_drill.rollback.phase3 import code_rollback
 from rollback_drill.rollback.phase4 import database_rollback
 from rollback_drill.rollback.phase5 import emergency_restore
-from rollback_drill.rollback.steps import PhaseResult, PhaseRun
+from rollback_drill.rollback.result import RollbackResult
+from rollback_drill.rollback.steps import PhaseRun
 
-__all__ = ["PHASE_RUNNERS", "RollbackResult", "run_rollback"]
+__all__ = ["PHASE_RUNNERS", "RollbackResult", "run_rollback"]  # RollbackResult: from ``result``
 
 PHASE_RUNNERS: Final[Mapping[int, Callable[[PhaseRun], None]]] = MappingProxyType(
     {
@@ -46,74 +39,6 @@ PHASE_RUNNERS: Final[Mapping[int, Callable[[PhaseRun], None]]] = MappingProxyTyp
         5: emergency_restore,
     }
 )
-
-
-@dataclass
-class RollbackResult:
-    sequence: tuple[int, ...]
-    started: float  # epoch seconds
-    finished: float = 0.0
-    phases: list[PhaseResult] = field(default_factory=list)
-    defects: list[PlanDefect] = field(default_factory=list)  # observed during this rollback
-    error: str | None = None
-    policy: Policy | None = None  # the budgets' source (None: the shipped policy)
-    failure: PhaseFailure | None = None  # the phase of the sequence that failed
-    fallback: bool = False  # Phase 5 ran because of ``failure``
-    data_loss: DataLossWindow | None = None  # what Phase 5 lost (when Phase 5 ran)
-    stopped: list[str] = field(default_factory=list)  # what Phase 1 stopped or took over
-
-    @property
-    def label(self) -> str:
-        """The phases as run: the sequence, or (after a fallback) the phases up to the failed
-        one and Phase 5."""
-        ran = [p.phase for p in self.phases] if self.fallback else self.sequence
-        return "→".join(map(str, ran))
-
-    @property
-    def rolled_back(self) -> bool:
-        """The stack was rolled back: the sequence completed, or Phase 5 after a failure."""
-        return self.error is None and bool(self.phases) and self.phases[-1].status == "ok"
-
-    @property
-    def time_to_rollback_s(self) -> float:
-        return sum(p.duration_s for p in self.phases)
-
-    @property
-    def budget_s(self) -> float:
-        ran = [p.phase for p in self.phases] if self.fallback else self.sequence
-        return sequence_budget_s(ran, self.policy)
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and all(p.status == "ok" for p in self.phases)
-
-    def over_budget(self) -> list[PhaseResult]:
-        return [p for p in self.phases if not within_budget(p.duration_s, p.budget_s)]
-
-    def properties(self) -> dict[str, float | str]:
-        """JUnit properties: phase, time_to_rollback_s, budget_s, per phase and per step."""
-        props: dict[str, float | str] = {
-            "phase": self.label,
-            "time_to_rollback_s": round(self.time_to_rollback_s, 2),
-            "budget_s": self.budget_s,
-        }
-        for p in self.phases:
-            props[f"phase:{p.phase}_s"] = round(p.duration_s, 2)
-            props[f"budget:{p.phase}_s"] = p.budget_s
-            for st in p.steps:
-                key = f"step:p{p.phase}.{st.name}_s"
-                props[key] = round(float(props.get(key, 0.0)) + st.duration_s, 2)
-        if self.defects:
-            props["plan_defects"] = ",".join(d.id for d in self.defects)
-        if self.failure is not None:
-            props["failed_phase"] = self.failure.phase
-            props["failure"] = self.failure.describe()
-            props["fallback"] = "phase 5" if self.fallback else "none"
-        if self.data_loss is not None:
-            props.update(self.data_loss.properties())
-        if self.stopped:
-            props["phase1_stopped"] = " | ".join(self.stopped)
-        return props
 
 
 def run_rollback(ctx: RollbackContext, phases: Iterable[int]) -> RollbackResult:

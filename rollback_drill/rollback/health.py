@@ -36,7 +36,7 @@ from rollback_drill.traffic import Category
 from rollback_drill.wait import wait_for
 
 if TYPE_CHECKING:
-    from rollback_drill.rollback.executor import RollbackResult
+    from rollback_drill.rollback.result import RollbackResult
 
 __all__ = [
     "ContainerHealth",

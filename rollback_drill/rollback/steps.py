@@ -10,48 +10,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rollback_drill.compose import CommandResult, run_command
 from rollback_drill.errors import DrillError, RollbackError
-from rollback_drill.rollback.budgets import spec, within_budget
+from rollback_drill.rollback.budgets import spec
+from rollback_drill.rollback.result import PhaseResult, StepResult
 
 if TYPE_CHECKING:
     from rollback_drill.rollback.context import RollbackContext
 
-__all__ = ["PhaseResult", "PhaseRun", "StepResult"]
-
-
-@dataclass(frozen=True)
-class StepResult:
-    phase: int
-    name: str
-    cmd: str
-    returncode: int
-    duration_s: float
-    tail: str
-
-    @property
-    def ok(self) -> bool:
-        return self.returncode == 0
-
-
-@dataclass
-class PhaseResult:
-    phase: int
-    title: str
-    budget_s: float
-    started: float  # epoch seconds
-    duration_s: float = 0.0
-    steps: list[StepResult] = field(default_factory=list)
-    defects: list[str] = field(default_factory=list)  # ids observed in this phase
-    status: str = "running"
-
-    @property
-    def within_budget(self) -> bool:
-        return self.status == "ok" and within_budget(self.duration_s, self.budget_s)
+__all__ = ["PhaseResult", "PhaseRun", "StepResult"]  # the results: re-exported from ``result``
 
 
 class PhaseRun:
