@@ -8,8 +8,9 @@ to a configured sink: a file (appended) or an HTTP webhook on a loopback address
 The template's timeline is the plan's: "Expected completion: [TIME + 5 minutes]" (the start
 plus the policy's success criterion) and "Status updates: Every 5 minutes" (the policy's
 interval, time-scaled like the drill): :class:`StatusUpdates` sends one at each interval while
-the rollback runs, and the completion message says how it ended -- complete, or failed at which
-phase and step, with what was rolled back by then.
+the rollback runs, and the completion message says how it ended -- complete; complete through
+the Phase 5 emergency fallback (the phase that failed, why, and the data-loss window); failed at
+which phase and step, with what was rolled back by then; or interrupted.
 """
 
 from __future__ import annotations
@@ -78,6 +79,40 @@ The rollback of the hybrid WSGI+ASGI deployment is complete.
 - Rollback started: {started}
 - Rollback completed: {completed} ({duration:.0f} s; phases {phases})
 - Result: {result}
+
+{author}
+"""
+
+FALLBACK = """\
+Subject: {subject} - complete via Phase 5 emergency fallback
+
+Team,
+
+The rollback of the hybrid WSGI+ASGI deployment is complete, through the plan's Phase 5
+emergency fallback: a phase of the rollback failed, and Phase 5 restored the pre-deployment
+backup and the last stable release.
+
+- Rollback started: {started}
+- Rollback completed: {completed} ({duration:.0f} s; phases {phases})
+- Failed: {failed}
+- Data loss (writes after the backup are gone): {loss}
+- Result: {result}
+
+{author}
+"""
+
+INTERRUPTED = """\
+Subject: {subject} - INTERRUPTED
+
+Team,
+
+The rollback of the hybrid WSGI+ASGI deployment was INTERRUPTED before it finished: the stack
+may be half rolled back; manual check needed.
+
+- Rollback started: {started}
+- Rollback stopped: {completed} ({duration:.0f} s; phases {phases})
+- Rolled back: {done}
+- Interrupted by: {result}
 
 {author}
 """
@@ -183,6 +218,36 @@ class Announcement:
             duration=completed - self.started,
             phases=phases,
             result=result,
+            author=self.author,
+        )
+
+    def fallback_completion(
+        self, completed: float, phases: str, failed: str, loss: str, result: str
+    ) -> str:
+        """The message when a phase failed and the Phase 5 emergency fallback rolled back:
+        the failed phase and why, and the data-loss window Phase 5 cost."""
+        return FALLBACK.format(
+            subject=SUBJECT,
+            started=_clock(self.started),
+            completed=_clock(completed),
+            duration=completed - self.started,
+            phases=phases,
+            failed=failed,
+            loss=loss,
+            result=result,
+            author=self.author,
+        )
+
+    def interruption(self, stopped: float, phases: str, done: str, why: str) -> str:
+        """The message when the rollback was stopped from outside (not by a failing step)."""
+        return INTERRUPTED.format(
+            subject=SUBJECT,
+            started=_clock(self.started),
+            completed=_clock(stopped),
+            duration=stopped - self.started,
+            phases=phases,
+            done=done,
+            result=why,
             author=self.author,
         )
 

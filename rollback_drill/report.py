@@ -85,12 +85,15 @@ def rollback_executed(result: RollbackResult | None) -> str:
     phases = result.phases
     failed = [p for p in phases if p.status != "ok"]
     done = [p for p in phases if p.status == "ok"]
-    if result.error is None and phases[-1].status == "ok":
-        if not failed and len(phases) == len(result.sequence):
+    if result.rolled_back:
+        if not result.fallback:
             return "Yes"
         after = ", ".join(f"phase {p.phase} failed" for p in failed)
-        return f"Yes, by phase {phases[-1].phase} after {after}"
-    where = ", ".join(f"phase {p.phase} ({p.title}) {p.status}" for p in failed) or "interrupted"
+        return f"Yes (via Phase 5, after {after})"
+    where = ", ".join(f"phase {p.phase} ({p.title}) {p.status}" for p in failed)
+    if result.interrupted:  # the error says by what: "interrupted by KeyboardInterrupt"
+        where = f"{where} ({result.error})" if where else str(result.error)
+    where = where or str(result.error)
     if done:
         return f"Partial: phases {', '.join(str(p.phase) for p in done)} done; {where}"
     return f"No: {where}"
@@ -158,7 +161,7 @@ def lessons_from_summary(d: DrillSummary) -> dict[str, str]:
     else:  # the executor returned: the stack was rolled back (by Phase 5 after a failure?)
         took = f"{ran} s (phases {props.get('phase', '?')})"
         after = props.get("failed_phase")
-        executed = "Yes" if after is None else f"Yes, by phase 5 after phase {after} failed"
+        executed = "Yes" if after is None else f"Yes (via Phase 5, after phase {after} failed)"
     checks = {k[len("check:") :]: str(v) for k, v in props.items() if k.startswith("check:")}
     failed = [f"{k}: {v}" for k, v in checks.items() if v != "pass"]
     if props.get("failure"):

@@ -71,8 +71,9 @@ def test_rollback_executed_from_the_real_outcome() -> None:
     assert rollback_executed(first) == "No: phase 1 (Phase1) failed"
     fallback = failed_at_3()
     fallback.error = None
+    fallback.fallback = True
     fallback.phases.append(_phase(5, "ok"))
-    assert rollback_executed(fallback) == "Yes, by phase 5 after phase 3 failed"
+    assert rollback_executed(fallback) == "Yes (via Phase 5, after phase 3 failed)"
 
 
 def test_lessons_of_a_failed_rollback_name_the_failing_step_and_checks() -> None:
@@ -108,7 +109,8 @@ def test_every_drill_gets_lessons_in_the_html_report() -> None:
     assert lessons_from_summary(phase)["Rollback Executed"] == "Yes"
     phase.properties["failed_phase"] = 3
     assert (
-        lessons_from_summary(phase)["Rollback Executed"] == "Yes, by phase 5 after phase 3 failed"
+        lessons_from_summary(phase)["Rollback Executed"]
+        == "Yes (via Phase 5, after phase 3 failed)"
     )
     page = render_html(RunReport("r", "now", drills=[failed]))
     assert "Rollback Lessons Learned" in page and "No (not run)" in page

@@ -25,7 +25,7 @@ from rollback_drill.rollback.phase2 import config_rollback
 from rollback_drill.rollback.phase3 import code_rollback
 from rollback_drill.rollback.phase4 import database_rollback
 from rollback_drill.rollback.phase5 import emergency_restore
-from rollback_drill.rollback.result import RollbackResult
+from rollback_drill.rollback.result import Outcome, RollbackResult
 from rollback_drill.rollback.steps import PhaseRun
 
 __all__ = ["PHASE_RUNNERS", "RollbackResult", "run_rollback"]  # RollbackResult: from ``result``
@@ -71,8 +71,9 @@ def run_rollback(ctx: RollbackContext, phases: Iterable[int]) -> RollbackResult:
                 if not ctx.fallback or 5 in seq:
                     raise
                 _fall_back(ctx, result, exc)
-        except DrillError as exc:
-            result.error = str(exc)
+        except BaseException as exc:  # the result says what ended it, whatever it was
+            result.error = _why(exc)
+            result.interrupted = not isinstance(exc, Exception)
             raise
         finally:
             result.finished = time.time()
@@ -94,7 +95,7 @@ def _fall_back(ctx: RollbackContext, result: RollbackResult, exc: Exception) -> 
     """Phase 5 after ``exc`` failed the last phase of ``result``; the data-loss window."""
     failed = result.phases[-1]
     step = next((st.name for st in reversed(failed.steps) if not st.ok), "")
-    result.failure = PhaseFailure(failed.phase, failed.title, step, str(exc).splitlines()[0])
+    result.failure = PhaseFailure(failed.phase, failed.title, step, _why(exc))
     result.fallback = True
     journal = ctx.stack.journal
     journal.event(
@@ -120,6 +121,18 @@ def _fall_back(ctx: RollbackContext, result: RollbackResult, exc: Exception) -> 
     journal.event("rollback", "data-loss window", **result.data_loss.properties())
 
 
+def _why(exc: BaseException) -> str:
+    """One line: a drill error's own message; any other exception (a bug, an interruption)
+    with its type, so an empty message never reads as no reason."""
+    first = next(iter(str(exc).splitlines()), "").strip()
+    if isinstance(exc, DrillError) and first:
+        return first
+    what = type(exc).__name__
+    if not isinstance(exc, Exception):
+        what = f"interrupted by {what}"
+    return f"{what}: {first}" if first else what
+
+
 def _run_phase(run: PhaseRun) -> None:
     journal = run.stack.journal
     res = run.result
@@ -128,8 +141,8 @@ def _run_phase(run: PhaseRun) -> None:
         try:
             PHASE_RUNNERS[run.phase](run)
             res.status = "ok"
-        except BaseException:
-            res.status = "failed"
+        except BaseException as exc:
+            res.status = "failed" if isinstance(exc, Exception) else "interrupted"
             raise
         finally:
             res.duration_s = time.monotonic() - start
@@ -162,39 +175,50 @@ def _status_updates(ctx: RollbackContext, result: RollbackResult) -> StatusUpdat
 
 
 def _announce_completion(ctx: RollbackContext, result: RollbackResult) -> None:
-    """The completion message: complete (within budget or not), or failed -- with the phases
-    rolled back by then and the failing step."""
-    if ctx.announcement is None:
+    """The completion message as the rollback ended (:class:`Outcome`): complete; complete
+    through the Phase 5 emergency fallback, naming the phase that failed, why, and the
+    data-loss window; failed (Phase 5 too, or without a fallback), with what was rolled back
+    by then; interrupted."""
+    ann = ctx.announcement
+    if ann is None:
         ctx.stack.journal.event(
             "rollback", "announce_completion", sent_to=None, why="not announced"
         )
         return
-    # rolled back: no error, and the last phase run finished (the sequence, or Phase 5 after
-    # a failed phase)
-    complete = result.error is None and bool(result.phases) and result.phases[-1].status == "ok"
-    if complete:
-        over = result.over_budget()
-        failed = [f"phase {p.phase} ({p.title}) failed" for p in result.phases if p.status != "ok"]
-        outcome = "; ".join(
-            [
-                *failed,
-                "all phases within budget"
-                if not over
-                else "over budget: "
-                + ", ".join(f"phase {p.phase} {p.duration_s:.0f} s" for p in over),
-            ]
+    outcome = result.outcome
+    why = result.error or "unknown"
+    done = ", ".join(f"phase {p.phase} ({p.title})" for p in result.phases if p.status == "ok")
+    if outcome is Outcome.COMPLETE:
+        text = ann.completion(result.finished, result.label, _budget_line(result))
+    elif outcome is Outcome.FALLBACK_COMPLETE:
+        assert result.failure is not None  # a fallback is always after a failure
+        loss = result.data_loss.describe() if result.data_loss else "not measured"
+        text = ann.fallback_completion(
+            result.finished, result.label, result.failure.describe(), loss, _budget_line(result)
         )
-        subject = ctx.announcement.subject + " - complete"
-        text = ctx.announcement.completion(result.finished, result.label, outcome)
+    elif outcome is Outcome.INTERRUPTED:
+        text = ann.interruption(result.finished, result.label, done or "nothing", why)
     else:
-        done = [f"phase {p.phase} ({p.title})" for p in result.phases if p.status == "ok"]
-        rolled = ", ".join(done) or "nothing"
-        subject = ctx.announcement.subject + " - FAILED"
-        why = result.error or "interrupted"
-        text = ctx.announcement.failure(result.finished, result.label, rolled, why)
+        if outcome is Outcome.FALLBACK_FAILED and result.failure is not None:
+            why = f"{result.failure.describe()}; then the Phase 5 emergency fallback failed: {why}"
+        text = ann.failure(result.finished, result.label, done or "nothing", why)
+    subject = text.splitlines()[0].removeprefix("Subject: ")
     try:
         where = ctx.sink.send(subject, text)
     except DrillError as exc:
         ctx.stack.journal.event("rollback", "announce_completion", error=str(exc))
         return
-    ctx.stack.journal.event("rollback", "announce_completion", sent_to=where, complete=complete)
+    ctx.stack.journal.event(
+        "rollback",
+        "announce_completion",
+        sent_to=where,
+        complete=result.rolled_back,
+        outcome=outcome.value,
+    )
+
+
+def _budget_line(result: RollbackResult) -> str:
+    over = result.over_budget()
+    if not over:
+        return "all phases within budget"
+    return "over budget: " + ", ".join(f"phase {p.phase} {p.duration_s:.0f} s" for p in over)

@@ -9,13 +9,14 @@ hand it on, and imports none of them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from rollback_drill.defects import PlanDefect
 from rollback_drill.policy import Policy
 from rollback_drill.rollback.budgets import sequence_budget_s, within_budget
 from rollback_drill.rollback.fallback import DataLossWindow, PhaseFailure
 
-__all__ = ["PhaseResult", "RollbackResult", "StepResult"]
+__all__ = ["Outcome", "PhaseResult", "RollbackResult", "StepResult"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,17 @@ class PhaseResult:
         return self.status == "ok" and within_budget(self.duration_s, self.budget_s)
 
 
+class Outcome(StrEnum):
+    """How a rollback ended, as the announcement and Lessons Learned say it."""
+
+    COMPLETE = "complete"  # the sequence ran, every phase ok
+    FALLBACK_COMPLETE = "complete via Phase 5"  # a phase failed; Phase 5 then rolled back
+    FALLBACK_FAILED = "failed, Phase 5 too"  # a phase failed, and the Phase 5 fallback failed
+    FAILED = "failed"  # a phase failed, no fallback (not allowed, or Phase 5 itself)
+    INTERRUPTED = "interrupted"  # stopped from outside (Ctrl-C, the drill's time limit)
+    NOT_RUN = "not run"  # no phase started
+
+
 @dataclass
 class RollbackResult:
     sequence: tuple[int, ...]
@@ -61,6 +73,17 @@ class RollbackResult:
     fallback: bool = False  # Phase 5 ran because of ``failure``
     data_loss: DataLossWindow | None = None  # what Phase 5 lost (when Phase 5 ran)
     stopped: list[str] = field(default_factory=list)  # what Phase 1 stopped or took over
+    interrupted: bool = False  # stopped by an interruption, not by a failing step
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.interrupted:
+            return Outcome.INTERRUPTED
+        if not self.phases:
+            return Outcome.NOT_RUN if self.error is None else Outcome.FAILED
+        if self.rolled_back:
+            return Outcome.FALLBACK_COMPLETE if self.fallback else Outcome.COMPLETE
+        return Outcome.FALLBACK_FAILED if self.fallback else Outcome.FAILED
 
     @property
     def label(self) -> str:
