@@ -5,6 +5,12 @@ Series (no labels): ``keyspace_hits``, ``keyspace_misses``, ``rejected_connectio
 (gauge, clients) and ``used_memory`` (gauge, bytes); ``up`` (1 = INFO answered, 0 = not) and
 ``scrape_failures`` (one sample of 1.0 per failed INFO; the message goes to ``errors``).
 
+Why an INFO failed, for the black-box Redis connection-failure reading
+(:mod:`rollback_drill.signals.connection_failures`): ``unreachable`` (one sample per INFO: 1.0
+when Redis did not answer at all -- connection refused, reset or timed out -- else 0.0) and
+``own_rejections`` (1.0 per INFO that Redis refused at ``maxclients``: this collector's own
+reconnection, which Redis counts in ``rejected_connections`` like the app's).
+
 :meth:`RedisInfoCollector.hit_rate` is the cache hit rate over a window from the counters'
 increases: hits / (hits + misses), ``None`` when there was no lookup at all.
 
@@ -35,6 +41,19 @@ INFO_FIELDS = (
     "rejected_connections",
     "used_memory",
 )
+
+
+def is_rejection(exc: BaseException) -> bool:
+    """Redis answered a new connection with ``max number of clients reached``."""
+    return "max number of clients" in str(exc)
+
+
+def is_no_answer(exc: BaseException) -> bool:
+    """Redis did not answer at all: refused, reset or timed-out connection (not an error
+    reply such as ``-LOADING``, a failed ``AUTH`` or ``max number of clients``)."""
+    if isinstance(exc, redis.BusyLoadingError | redis.AuthenticationError) or is_rejection(exc):
+        return False
+    return isinstance(exc, redis.ConnectionError | redis.TimeoutError | OSError)
 
 
 class RedisInfoCollector(Collector):
@@ -83,12 +102,17 @@ class RedisInfoCollector(Collector):
         except Exception as exc:
             self.series.append("up", t, 0.0)
             self.series.append("scrape_failures", t, 1.0)
+            rejected = is_rejection(exc)
+            if rejected:
+                self.series.append("own_rejections", t, 1.0)
+            self.series.append("unreachable", t, 1.0 if is_no_answer(exc) else 0.0)
             self.record_error(f"INFO {self.address}", exc)
             return False
         for field in INFO_FIELDS:
             if field in info:
                 self.series.append(field, t, float(info[field]))
         self.series.append("up", t, 1.0)
+        self.series.append("unreachable", t, 0.0)
         return True
 
     def hit_rate(self, start: float | None = None, end: float | None = None) -> float | None:
