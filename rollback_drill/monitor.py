@@ -11,7 +11,10 @@ stops answering fills ``service_unavailable``'s window with failures within seco
 the client's 10-s timeout.
 
 Clocks: the record store and the evaluator use wall-clock epoch seconds; the collectors use
-monotonic seconds, converted through their shared :class:`~rollback_drill.signals.series.Clock`.
+monotonic seconds, converted through their shared :class:`~rollback_drill.signals.series.Clock`
+with one mapping (:class:`~rollback_drill.signals.series.Anchor`) per tick time, taken afresh
+(the wall clock may run at another rate than the monotonic one: NTP slew) and kept by a
+recording so that its replay maps the tick's windows the same way.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from rollback_drill.signals.app_metrics import AppMetricsCollector
 from rollback_drill.signals.docker_events import DockerEventsCollector
 from rollback_drill.signals.docker_stats import DockerStatsCollector
 from rollback_drill.signals.redis_info import RedisInfoCollector
-from rollback_drill.signals.series import DEFAULT_CLOCK, Clock
+from rollback_drill.signals.series import DEFAULT_CLOCK, Anchor, Clock
 from rollback_drill.signals.tickets import TicketCollector
 from rollback_drill.target import Target
 from rollback_drill.wait import wait_for
@@ -41,6 +44,7 @@ from rollback_drill.wait import wait_for
 ERROR_OUTCOMES = (Outcome.SERVER_ERROR, Outcome.CONNECT_ERROR, Outcome.TIMEOUT)
 NO_DATA = Reading(None, 0)
 MIN_SAMPLED_WINDOW_S = 3.0  # the collectors sample once a second
+ANCHORS_KEPT = 16  # the tick times whose clock mapping a source keeps (one a tick is read)
 
 
 @dataclass
@@ -83,6 +87,27 @@ class LiveSource:
     # The policy's service scopes name the plan's roles (asgi, wsgi, ...): the target's own
     # service name of each (``Target.services``); a name that is not a role is taken as it is.
     services: Mapping[str, str] = field(default_factory=dict)
+    # the clock mapping of each recent tick time (``now``): all of a tick's readings map their
+    # windows through one, taken afresh for the tick (``anchor_at``) or as recorded (``pin``)
+    _anchors: dict[float, Anchor] = field(default_factory=dict, init=False, repr=False)
+    _anchors_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def anchor_at(self, now: float) -> Anchor:
+        """The clock mapping of the readings at wall time ``now``: taken at the first one."""
+        with self._anchors_lock:
+            anchor = self._anchors.get(now)
+            return self._keep(now, self.clock.anchor()) if anchor is None else anchor
+
+    def pin(self, now: float, anchor: Anchor) -> None:
+        """Map the readings at ``now`` through ``anchor`` (a replay: the recorded one)."""
+        with self._anchors_lock:
+            self._keep(now, anchor)
+
+    def _keep(self, now: float, anchor: Anchor) -> Anchor:
+        self._anchors[now] = anchor
+        while len(self._anchors) > ANCHORS_KEPT:
+            del self._anchors[next(iter(self._anchors))]  # the oldest tick's
+        return anchor
 
     def _service(self, scope: Scope) -> str | None:
         return None if scope.name is None else self.services.get(scope.name, scope.name)
@@ -107,7 +132,9 @@ class LiveSource:
             if m is Metric.P95_LATENCY:
                 return Reading(value, st.count, st.p95_low_s, st.p95_high_s)
             return Reading(value, st.count)
-        mono_start, mono_end = self.clock.from_wall(start), self.clock.from_wall(now)
+        anchor = self.anchor_at(now)
+        mono_start = self.clock.from_wall(start, anchor)
+        mono_end = self.clock.from_wall(now, anchor)
         if m is Metric.INTEGRITY_VIOLATIONS:
             return self.integrity.reading(start, now)
         if m is Metric.SECURITY_FINDINGS:

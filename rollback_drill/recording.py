@@ -12,6 +12,10 @@ and keeps, in memory, the inputs of every reading and decision:
   the generator's state at that moment, which no record keeps), with the reading's wall time;
 - the baseline (its values, and when and how it was read), the policy with its time scale,
   ``deployed_at``, each tick's time and ``not_before``, and the decisions made;
+- the clock mapping (monotonic, wall) each tick's readings mapped their windows through onto
+  the collectors' monotonic samples (``LiveSource.anchor_at``), and the baseline's: taken afresh
+  for each, since the wall clock may run at another rate than the monotonic one (format 2;
+  a format-1 recording has one mapping, ``clock``, taken when the process started);
 - the drill's name, its JUnit properties (the trigger it drills) and its journal's fault marks.
 
 Exactness. The monitor reads live data while the load and the collectors keep appending. Each
@@ -56,7 +60,7 @@ from rollback_drill.records import (
     _latency_index,
 )
 from rollback_drill.signals.base import Collector
-from rollback_drill.signals.series import SeriesSet, series_key
+from rollback_drill.signals.series import Anchor, SeriesSet, series_key
 
 if TYPE_CHECKING:
     from rollback_drill.evaluator import Evaluator
@@ -64,7 +68,8 @@ if TYPE_CHECKING:
 
 __all__ = ["FORMAT", "Recorder", "recording_path"]
 
-FORMAT = 1
+FORMAT = 2
+READABLE_FORMATS = (1, 2)  # 1: no clock mapping per tick (every tick maps through ``clock``)
 OUTCOMES = tuple(Outcome)
 CAUSES = (None, DB_CONNECTION, REDIS_CONNECTION)  # the causes the store counts
 # Margin kept around the windows replay needs (seconds): a record is filed under its whole
@@ -104,6 +109,7 @@ class Recorder:
         self._read: dict[int, list[float]] | None = None
         self._read_now = 0.0
         self.ticks: list[tuple[int, float, float | None, bool]] = []  # section, now, nb, events
+        self.tick_anchors: list[Anchor] = []  # the clock mapping of each tick's readings
         self.decisions: list[tuple[int, Decision]] = []  # (tick index, decision)
         self.baseline: dict[str, Any] | None = None
         self.policy: Policy | None = None
@@ -171,11 +177,13 @@ class Recorder:
     def capture_baseline(self, policy: Policy, source: LiveSource, at: float) -> Baseline:
         """``Baseline.capture`` in a section, recorded."""
         with self.section() as index:
+            anchor = source.anchor_at(at)
             baseline = Baseline.capture(policy, source, at)
         self.policy = policy
         self.baseline = {
             "section": index,
             "at": at,
+            "anchor": list(anchor),
             "values": [
                 [v.baseline_id, str(v.scope), v.value, v.samples, v.problem]
                 for v in baseline.values()
@@ -192,11 +200,13 @@ class Recorder:
         with self.section() as index:
             began = time.perf_counter()
             at = time.time() if now is None else now
+            anchor = source.anchor_at(at)
             new = evaluator.tick(at, source)
             events_running = source.events is not None and source.events.running
             self.tick_s.append(time.perf_counter() - began)
         n = len(self.ticks)
         self.ticks.append((index, at, source.not_before, events_running))
+        self.tick_anchors.append(anchor)
         self.decisions.extend((n, d) for d in new)
         return new
 
@@ -228,9 +238,12 @@ class Recorder:
         source = self.source
         if source is None or self.policy is None:
             raise ValueError("nothing to record: no source attached or no baseline captured")
-        wall_spans = self._needed_spans()
+        spans = self._spans()
+        wall_spans = _union([span for span, _ in spans])
         clock = source.clock
-        mono_spans = [(clock.from_wall(a), clock.from_wall(b)) for a, b in wall_spans]
+        mono_spans = _union(
+            [(clock.from_wall(a, anchor), clock.from_wall(b, anchor)) for (a, b), anchor in spans]
+        )
         records = self._trimmed_records(wall_spans)
         samples = self._trimmed_samples(mono_spans)
         return {
@@ -249,6 +262,8 @@ class Recorder:
                 "now": [t[1] for t in self.ticks],
                 "not_before": _runs([t[2] for t in self.ticks]),
                 "events_running": _runs([t[3] for t in self.ticks]),
+                "anchor_monotonic": [a.monotonic for a in self.tick_anchors],
+                "anchor_wall": [a.wall for a in self.tick_anchors],
             },
             "decisions": [_decision(n, d) for n, d in self.decisions],
             "records": _record_columns(records),
@@ -290,21 +305,23 @@ class Recorder:
             "ticks": len(self.ticks),
         }
 
-    def _needed_spans(self) -> list[tuple[float, float]]:
-        """The wall-time spans the recorded readings reach into (any rule's window)."""
+    def _spans(self) -> list[tuple[tuple[float, float], Anchor]]:
+        """The wall-time spans the recorded readings reach into (any rule's window), each with
+        the clock mapping its readings used."""
         assert self.policy is not None
         policy = self.policy
         spans = []
         if self.baseline is not None:
             at = float(self.baseline["at"])
-            spans.append((at - policy.longest_baseline_window_s() - MARGIN_S, at + MARGIN_S))
+            span = (at - policy.longest_baseline_window_s() - MARGIN_S, at + MARGIN_S)
+            spans.append((span, Anchor(*self.baseline["anchor"])))
         longest = max(policy.scale(r.window_s) for r in policy.rules())
-        for _, now, not_before, _ in self.ticks:
+        for (_, now, not_before, _), anchor in zip(self.ticks, self.tick_anchors, strict=True):
             start = now - longest
             if not_before is not None:
                 start = max(start, not_before)
-            spans.append((start - MARGIN_S, now + MARGIN_S))
-        return _union(spans)
+            spans.append(((start - MARGIN_S, now + MARGIN_S), anchor))
+        return spans
 
     def _trimmed_records(
         self, spans: list[tuple[float, float]]

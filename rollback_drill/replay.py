@@ -23,6 +23,10 @@ Policy and baseline:
 
 Times are printed from the moment the fault went live (the journal's ``fault ... live`` marks
 kept in the recording), else from the deployment (``deployed_at``).
+
+Clock: each tick maps its wall-clock windows onto the collectors' monotonic samples through the
+clock mapping the live tick used (recorded with it since format 2); a format-1 recording maps
+every tick through its one mapping (``clock``), as its run did.
 """
 
 from __future__ import annotations
@@ -47,13 +51,13 @@ from rollback_drill.evaluator import Evaluator
 from rollback_drill.metrics import Scope, ScopeKind
 from rollback_drill.monitor import LiveSource
 from rollback_drill.policy import Policy, default_policy, load_policy
-from rollback_drill.recording import CAUSES, FORMAT, OUTCOMES, undeltas, unruns
+from rollback_drill.recording import CAUSES, OUTCOMES, READABLE_FORMATS, undeltas, unruns
 from rollback_drill.records import Outstanding, RecordStore, RequestRecord, WindowStats
 from rollback_drill.signals.app_metrics import AppMetricsCollector
 from rollback_drill.signals.docker_events import DockerEventsCollector
 from rollback_drill.signals.docker_stats import DockerStatsCollector
 from rollback_drill.signals.redis_info import RedisInfoCollector
-from rollback_drill.signals.series import Clock
+from rollback_drill.signals.series import Anchor, Clock
 from rollback_drill.signals.tickets import TicketCollector
 
 __all__ = [
@@ -144,8 +148,9 @@ def load_recording(path: Path) -> Recording:
             data = json.load(fh)
     except (OSError, ValueError) as exc:
         raise ReplayError(f"{path}: not a recording: {exc}") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ReplayError(f"{path}: not a recording of format {FORMAT}")
+    if not isinstance(data, dict) or data.get("format") not in READABLE_FORMATS:
+        formats = " or ".join(str(f) for f in READABLE_FORMATS)
+        raise ReplayError(f"{path}: not a recording of format {formats}")
     return Recording(path, data)
 
 
@@ -338,18 +343,23 @@ def replay(recording: Recording, policy: Policy | None = None) -> ReplayResult:
         sections = undeltas(ticks["section"])
         not_before = unruns(ticks["not_before"])
         running = unruns(ticks["events_running"])
+        anchors = _anchors(ticks)
         base = data["baseline"]
         evaluator: Evaluator | None = None
         out: list[tuple[int, Decision]] = []
         if recompute and base is not None:
             _fill(feeds, int(base["section"]))
             store.begin(int(base["section"]), float(base["at"]))
+            if "anchor" in base:
+                source.pin(float(base["at"]), Anchor(*map(float, base["anchor"])))
             source.not_before = None
             baseline = Baseline.capture(policy, source, float(base["at"]))
         evaluator = Evaluator(policy, baseline, deployed_at=data["deployed_at"])
         for n, (section, now) in enumerate(zip(sections, recording.tick_times, strict=True)):
             _fill(feeds, section)
             store.begin(section, now)
+            if anchors is not None:
+                source.pin(now, anchors[n])
             source.not_before = not_before[n]
             source.events = events if running[n] else None
             out.extend((n, d) for d in evaluator.tick(now, source))
@@ -360,8 +370,20 @@ def replay(recording: Recording, policy: Policy | None = None) -> ReplayResult:
 
 
 def _clock(anchors: Sequence[float]) -> Clock:
+    """The run's clock, stopped at its first mapping: a reading at a time with no recorded
+    mapping (format 1, or a replayed baseline another policy reads) maps through that one."""
     mono, wall = float(anchors[0]), float(anchors[1])
     return Clock(monotonic=lambda: mono, wall=lambda: wall)
+
+
+def _anchors(ticks: Mapping[str, Any]) -> list[Anchor] | None:
+    """Each tick's recorded clock mapping (format 2), None when the recording has none."""
+    if "anchor_monotonic" not in ticks:
+        return None
+    return [
+        Anchor(float(m), float(w))
+        for m, w in zip(ticks["anchor_monotonic"], ticks["anchor_wall"], strict=True)
+    ]
 
 
 def _feeds(

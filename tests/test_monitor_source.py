@@ -3,9 +3,15 @@ rates and percentiles are read only once half of their window lies after it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rollback_drill.metrics import Metric, Scope
 from rollback_drill.monitor import LiveSource
 from rollback_drill.records import Outcome, RecordStore, RequestRecord
+from rollback_drill.signals.docker_stats import DockerStatsCollector
+from rollback_drill.signals.series import Anchor
+from rollback_drill.signals.tickets import TicketCollector
+from tests.slew import HOUR_S, SlewingTime
 
 T0 = 1_700_000_000.0
 CRUD = Scope.category("crud")
@@ -75,3 +81,37 @@ def test_the_cache_hit_rate_is_the_apps_own_where_the_target_names_its_counters(
     reading = source.read(Metric.CACHE_HIT_RATE, Scope.everywhere(), 10, time.time() + 0.01)
     assert (reading.value, reading.samples) == (0.5, 16)
     assert source.cache_source() == "app metrics: app_cache_hits_total / app_cache_misses_total"
+
+
+def test_the_windows_end_at_the_collectors_now_after_an_hour_of_slew(tmp_path: Path) -> None:
+    """The wall clock 0.5 % fast, the monitor an hour old: a reading at wall ``now`` reads the
+    memory samples of its last 10 s and a ticket stamped now (the mapping taken once at the
+    start put the window 18 s into the monotonic future: no memory sample at all)."""
+    time_ = SlewingTime()
+    clock = time_.clock()
+    stats = DockerStatsCollector("fake", clock=clock)
+    tickets = TicketCollector(tmp_path / "tickets.jsonl", http=False, clock=clock)
+    source = LiveSource(
+        RecordStore(), stats=stats, tickets=tickets, clock=clock, services={"asgi": "fake-asgi"}
+    )
+    time_.advance(HOUR_S)
+    for _ in range(20):  # a sample a second, the last half a second ago
+        time_.advance(1.0)
+        stats.series.append("memory_ratio", clock.now(), 0.5, service="fake-asgi", container="a")
+    time_.advance(0.5)
+    assert tickets.add({"id": "now", "time": time_.wall()}) == "accepted"
+    now = time_.wall()
+    memory = source.read(Metric.MEMORY_USAGE_RATIO, Scope.service("asgi"), 10.0, now)
+    assert (memory.value, memory.samples) == (0.5, 10)
+    assert source.read(Metric.SUPPORT_TICKETS, Scope.everywhere(), HOUR_S, now).value == 1.0
+
+
+def test_a_ticks_readings_share_one_clock_mapping_and_a_pinned_one_is_used() -> None:
+    time_ = SlewingTime()
+    source = LiveSource(RecordStore(), clock=time_.clock())
+    first = source.anchor_at(T0)
+    time_.advance(1.0)
+    assert source.anchor_at(T0) is first  # the same tick
+    assert source.anchor_at(T0 + 1.0) == Anchor(time_.mono, time_.wall())  # taken afresh
+    source.pin(T0 + 2.0, Anchor(1.0, 2.0))
+    assert source.anchor_at(T0 + 2.0) == Anchor(1.0, 2.0)

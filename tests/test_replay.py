@@ -11,6 +11,8 @@ must be the run's own, at the same tick, with the same value.
 
 from __future__ import annotations
 
+import gzip
+import json
 import re
 import threading
 import time
@@ -20,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from rollback_drill.cli import main
+from rollback_drill.evaluator import Evaluator
 from rollback_drill.monitor import LiveSource, Monitor
 from rollback_drill.policy import DEFAULT_POLICY_PATH, Policy, load_policy
 from rollback_drill.recording import Recorder
@@ -27,6 +30,7 @@ from rollback_drill.records import Outcome, Outstanding, RequestRecord
 from rollback_drill.replay import EVALUATED, Recording, ReplayResult, load_recording, replay
 from rollback_drill.signals.docker_stats import DockerStatsCollector
 from rollback_drill.signals.series import Clock
+from tests.slew import HOUR_S, SlewingTime
 
 RECORDINGS = Path(__file__).parent / "data" / "recordings"
 PATHS = sorted(RECORDINGS.glob("*.json.gz"))
@@ -274,3 +278,50 @@ def test_a_lowered_threshold_in_a_copy_makes_the_just_below_twin_decide(tmp_path
     assert check(replayed(rec.path.name)) is None
     broken = check(replay(rec, policy))
     assert broken is not None and "db_connection_failures" in broken
+
+
+def test_a_recording_under_slew_replays_through_each_ticks_clock_mapping(tmp_path: Path) -> None:
+    """The wall clock 0.5 % fast, the process an hour old when the drill starts, the memory of
+    the ASGI service over 95 %: the live ticks read each memory window through their own clock
+    mapping and decide the memory leak; the recording keeps each tick's mapping and the replay
+    decides the same at the same ticks. Read through one mapping taken at the start (what a
+    format-1 recording keeps), every window lies 18 s past the samples: nothing is decided."""
+    policy = shipped()
+    time_ = SlewingTime()
+    clock = time_.clock()
+    recorder = Recorder()
+    stats = DockerStatsCollector("fake", clock=clock)
+    source = LiveSource(recorder.store(), stats=stats, clock=clock, services={"asgi": "fake-asgi"})
+    recorder.attach(source)
+    time_.advance(HOUR_S)
+    baseline = recorder.capture_baseline(policy, source, time_.wall())
+    source.not_before = time_.wall()
+    recorder.monitor_started(policy, source.not_before)
+    evaluator = Evaluator(policy, baseline, deployed_at=source.not_before)
+    rule = policy.rule("memory_leak")
+    threshold = rule.condition.threshold
+    assert threshold is not None and rule.sustained_s is not None
+    high = threshold + (1 - threshold) / 2
+    for _ in range(int(rule.sustained_s + 2 * rule.window_s)):  # a sample and a tick a second
+        time_.advance(0.5)
+        stats.series.append("memory_ratio", clock.now(), high, service="fake-asgi", container="a")
+        time_.advance(0.5)
+        recorder.tick(evaluator, source, time_.wall())
+    path = tmp_path / "slew.json.gz"
+    recorder.write(path)
+    result = replay(load_recording(path))
+    leaks = [(n, str(d.kind)) for n, d in result.decisions if d.trigger_id == "memory_leak"]
+    assert leaks and leaks[0][1] == "rollback", result.rows()
+    assert result.rows() == result.recorded_rows()
+    assert result.same
+
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        data = json.load(fh)
+    data["format"] = 1
+    del data["ticks"]["anchor_monotonic"], data["ticks"]["anchor_wall"], data["baseline"]["anchor"]
+    old = tmp_path / "format1.json.gz"
+    with gzip.open(old, "wt", encoding="utf-8") as fh:
+        json.dump(data, fh)
+    stale = replay(load_recording(old))
+    assert [d for _, d in stale.decisions if d.trigger_id == "memory_leak"] == []
+    assert not stale.same

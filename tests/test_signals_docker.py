@@ -31,6 +31,7 @@ from rollback_drill.signals.docker_stats import (
 )
 from rollback_drill.signals.series import Clock
 from rollback_drill.wait import wait_for
+from tests.slew import HOUR_S, SlewingTime
 
 IMAGE = "rollback-drill/debian:bookworm"
 OWNER = {"io.rollback-drill": "1", "io.rollback-drill.owner": "tests-signals"}
@@ -137,6 +138,21 @@ def test_restart_rules_on_synthetic_events() -> None:
     assert events.count("restarts", "asgi", 3.0, 10.0) == 1
     with pytest.raises(ValueError, match="unknown event series"):
         events.count("restart")
+
+
+def test_a_restart_of_now_is_in_the_window_ending_now_after_an_hour_of_slew() -> None:
+    """The daemon stamps events with the wall clock, 0.5 % fast against the monotonic one: an
+    hour on, a crash and its restart that happened now are counted in the minute ending now
+    (the mapping taken once at the start put them 18 s past it)."""
+    time_ = SlewingTime()
+    events = DockerEventsCollector("proj", clock=time_.clock())
+    time_.advance(HOUR_S)
+    nano = int(time_.wall() * 1e9) - 1_000_000  # a millisecond ago
+    events.handle(event("die", "a", "asgi", nano - 1_000_000, exitCode="1"))
+    events.handle(event("start", "a", "asgi", nano))
+    now = events.clock.now()
+    assert events.count("restarts", "asgi", now - 60, now) == 1
+    assert events.count("crashes", "asgi", now - 60, now) == 1
 
 
 # -- Docker ------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from rollback_drill.signals.series import Clock, Sample, SeriesSet, TimeSeries, series_key
+from rollback_drill.signals.series import Anchor, Sample, SeriesSet, TimeSeries, series_key
+from tests.slew import HOUR_S, SLEW, SlewingTime
 
 
 def make(points: list[tuple[float, float]]) -> TimeSeries[float]:
@@ -127,12 +128,43 @@ def test_series_key_is_canonical() -> None:
 
 
 def test_clock_maps_monotonic_and_wall_time_both_ways() -> None:
-    mono = iter([100.0, 105.0])
-    clock = Clock(monotonic=lambda: next(mono), wall=lambda: 1_700_000_000.0)
+    time_ = SlewingTime(0.0, mono0=100.0, wall0=1_700_000_000.0)
+    clock = time_.clock()
     assert clock.to_wall(110.0) == 1_700_000_010.0
     assert clock.from_wall(1_700_000_010.0) == 110.0
     assert clock.to_datetime(100.0) == datetime.fromtimestamp(1_700_000_000, tz=UTC)
+    time_.advance(5.0)
     assert clock.now() == 105.0
+    assert clock.anchor() == Anchor(105.0, 1_700_000_005.0)
+    assert (clock.anchor_monotonic, clock.anchor_wall) == (100.0, 1_700_000_000.0)  # the first
+
+
+def test_a_wall_stamp_of_now_lands_in_a_window_ending_now_after_an_hour_of_slew() -> None:
+    """The wall clock runs 0.5 % fast: an hour on, a mapping taken at the start would put a wall
+    stamp of "now" 18 s into the monotonic future, past a window that ends now. The clock maps
+    through the mapping of the moment: an event stamped now (a Docker event, a ticket) is in the
+    window ending now, one stamped a minute ago a minute back."""
+    time_ = SlewingTime()
+    clock = time_.clock()
+    time_.advance(HOUR_S)
+    events: TimeSeries[float] = TimeSeries("events")
+    events.append(clock.from_wall(time_.wall()), 1.0)
+    events.append(clock.from_wall(time_.wall() - 60.0), 1.0)
+    now = clock.now()
+    assert events.count(now - 1.0, now) == 1
+    assert events.count(now - 61.0, now) == 2
+    assert abs(clock.to_wall(now) - time_.wall()) < 1e-6
+
+
+def test_the_first_mapping_drifts_by_the_slew_times_its_age_and_a_given_one_is_used() -> None:
+    time_ = SlewingTime()
+    clock = time_.clock()
+    first = Anchor(clock.anchor_monotonic, clock.anchor_wall)
+    time_.advance(HOUR_S)
+    now, wall = clock.now(), time_.wall()
+    assert clock.from_wall(wall, first) - now == pytest.approx(SLEW * HOUR_S)
+    assert clock.to_wall(now, first) == pytest.approx(wall - SLEW * HOUR_S)
+    assert clock.from_wall(wall) == now
 
 
 def test_concurrent_appends_lose_nothing() -> None:

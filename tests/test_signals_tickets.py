@@ -12,9 +12,9 @@ import pytest
 
 from rollback_drill.errors import TargetError
 from rollback_drill.signals.base import Collector
-from rollback_drill.signals.series import Clock
 from rollback_drill.signals.tickets import TicketCollector, ticket_epoch
 from rollback_drill.wait import wait_for
+from tests.slew import HOUR_S, SlewingTime
 
 
 def line(**fields: object) -> str:
@@ -123,16 +123,33 @@ def test_http_post_one_and_a_batch(tmp_path: Path) -> None:
 
 
 def test_more_than_ten_tickets_in_an_hour_are_visible_in_one_window() -> None:
-    # a clock anchored here: the process's default one was anchored at import, and on a VM
-    # whose wall clock NTP slews (seen: 0.5 % fast) a ticket stamped "now" then maps past `end`
-    with TicketCollector(clock=Clock()) as tickets, httpx.Client() as http:
-        start = tickets.clock.now()
+    # the process's own clock (anchored at import): a ticket stamped "now" maps to now however
+    # old the process is and however the wall clock slews
+    with TicketCollector() as tickets, httpx.Client() as http:
         base = time.time()
         r = http.post(tickets.url, json=[{"id": i, "time": base - 60 * i} for i in range(11)])
         assert r.status_code == 201
         end = tickets.clock.now()
         assert tickets.count(end - 3600, end) == 11
-        assert tickets.count(start, end) == 1  # only the ticket stamped "now" is after start
+        # only the ticket stamped "now" is in the last half minute (the others are 60 s apart)
+        assert tickets.count(end - 30, end) == 1
+
+
+def test_tickets_stamped_over_the_last_hour_are_counted_after_an_hour_of_slew(
+    tmp_path: Path,
+) -> None:
+    """The wall clock 0.5 % fast, the collector an hour old: the eleven tickets of the last hour,
+    the newest stamped now, are all in the hour's window ending now (the mapping taken once at
+    the start put the newest 18 s past its end: 10 counted)."""
+    time_ = SlewingTime()
+    tickets = TicketCollector(tmp_path / "tickets.jsonl", http=False, clock=time_.clock())
+    time_.advance(HOUR_S)
+    base = time_.wall()
+    results = [tickets.add({"id": i, "time": base - 60 * i}) for i in range(11)]
+    assert results == ["accepted"] * 11
+    end = tickets.clock.now()
+    assert tickets.count(end - HOUR_S, end) == 11
+    assert tickets.count(end - 30, end) == 1
 
 
 def test_needs_a_source_and_loopback() -> None:

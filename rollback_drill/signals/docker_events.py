@@ -203,7 +203,7 @@ class DockerEventsCollector(Collector):
         self._last_nano = max(self._last_nano, nano)
         if not self._wanted(attrs):
             return
-        t = self.clock.from_wall(nano / 1e9)
+        t = self.clock.from_wall(nano / 1e9)  # through the mapping now: it arrives within ms
         labels = {"service": service_of(attrs), "container": attrs.get("name", cid[:12])}
         if action == "kill":
             self._asked.add(cid)

@@ -3,8 +3,15 @@
 Times are ``time.monotonic()`` seconds: they never jump when the wall clock is adjusted, so
 windows ("the last 10 minutes") stay exact during a drill. One :class:`Clock` maps them to
 wall-clock time for reports, and maps wall-clock stamps that come from outside (Docker event
-times, support-ticket times) into the monotonic scale, through one anchor pair captured once,
-so every series of every collector shares one consistent timeline.
+times, support-ticket times) and the monitor's wall-clock windows into the monotonic scale, so
+every series of every collector shares one consistent timeline.
+
+The mapping is an :class:`Anchor`, a (monotonic, wall) pair read together, taken afresh for
+each conversion (or given: the monitor takes one a tick, so that a recording can keep it). One
+pair taken once would drift: under NTP slew the wall clock runs at another rate than the
+monotonic one (0.5 % fast on a VM seen), so a wall stamp of "now" would map past the monotonic
+now by the rate difference times the anchor's age (18 s after an hour), and a window ending now
+would miss it.
 
 Window convention: ``window(start, end)`` holds the samples with ``start < t <= end``
 (left-open, like a Prometheus range), so adjacent windows never count a sample twice.
@@ -32,11 +39,19 @@ from typing import Generic, NamedTuple, TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["DEFAULT_CLOCK", "Clock", "Sample", "SeriesSet", "TimeSeries", "series_key"]
+__all__ = ["DEFAULT_CLOCK", "Anchor", "Clock", "Sample", "SeriesSet", "TimeSeries", "series_key"]
+
+
+class Anchor(NamedTuple):
+    """One reading of both clocks: the mapping between them at that moment."""
+
+    monotonic: float
+    wall: float
 
 
 class Clock:
-    """Monotonic time for series, with one fixed mapping to and from wall-clock time."""
+    """Monotonic time for series, mapped to and from wall-clock time through a fresh
+    :class:`Anchor` for each conversion unless one is given (module docstring)."""
 
     def __init__(
         self,
@@ -44,24 +59,32 @@ class Clock:
         wall: Callable[[], float] = time.time,
     ) -> None:
         self._monotonic = monotonic
-        self.anchor_monotonic = monotonic()
-        self.anchor_wall = wall()
+        self._wall = wall
+        # the first pair: kept with a recording (an older one maps every tick through it)
+        self.anchor_monotonic, self.anchor_wall = self.anchor()
 
     def now(self) -> float:
         """The current monotonic time (the time scale of every series)."""
         return self._monotonic()
 
-    def to_wall(self, t: float) -> float:
-        """Monotonic time -> Unix epoch seconds."""
-        return self.anchor_wall + (t - self.anchor_monotonic)
+    def anchor(self) -> Anchor:
+        """Both clocks read now: the mapping between them at this moment."""
+        return Anchor(self._monotonic(), self._wall())
 
-    def to_datetime(self, t: float) -> datetime:
+    def to_wall(self, t: float, anchor: Anchor | None = None) -> float:
+        """Monotonic time -> Unix epoch seconds (through ``anchor``, default a fresh one)."""
+        a = self.anchor() if anchor is None else anchor
+        return a.wall + (t - a.monotonic)
+
+    def to_datetime(self, t: float, anchor: Anchor | None = None) -> datetime:
         """Monotonic time -> aware UTC datetime, for reports."""
-        return datetime.fromtimestamp(self.to_wall(t), tz=UTC)
+        return datetime.fromtimestamp(self.to_wall(t, anchor), tz=UTC)
 
-    def from_wall(self, epoch: float) -> float:
-        """Unix epoch seconds (e.g. a Docker event's time) -> monotonic time."""
-        return self.anchor_monotonic + (epoch - self.anchor_wall)
+    def from_wall(self, epoch: float, anchor: Anchor | None = None) -> float:
+        """Unix epoch seconds (e.g. a Docker event's time) -> monotonic time (through
+        ``anchor``, default a fresh one)."""
+        a = self.anchor() if anchor is None else anchor
+        return a.monotonic + (epoch - a.wall)
 
 
 DEFAULT_CLOCK = Clock()

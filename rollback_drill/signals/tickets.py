@@ -127,12 +127,13 @@ class TicketCollector(Collector):
 
     def add(self, obj: object, source: str = "api") -> str:
         """Take one ticket object; returns ``accepted``, ``duplicate`` or ``rejected``."""
-        now = self.clock.now()
+        anchor = self.clock.anchor()  # the mapping now: a ticket stamped "now" is at ``now``
+        now = anchor.monotonic
         try:
             if not isinstance(obj, Mapping):
                 raise ValueError(f"a ticket is a JSON object, not {type(obj).__name__}")
             raw_time = obj.get("time")
-            t = now if raw_time is None else self.clock.from_wall(ticket_epoch(raw_time))
+            t = now if raw_time is None else self.clock.from_wall(ticket_epoch(raw_time), anchor)
             raw_id = obj.get("id")
             ticket = Ticket(
                 None if raw_id is None else str(raw_id), str(obj.get("subject", "")), t, source
