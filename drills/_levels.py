@@ -20,12 +20,6 @@ from ._baselines import baseline_histogram, baseline_value, settled_baseline
 from ._detection import sleep_until
 from ._verdicts import RecordProperty
 
-# Share of requests a slow release slows. The P95 lands among them (about their 75th
-# percentile), and so does the lower end of its 80 % interval over a few dozen samples: with
-# 10 % that end (~P91 of a 6-s window of ~48 streams) reached into the unslowed requests and
-# the streaming release took ~11 s to detect (5.0 and 5.6 s with 20 %).
-SLOWED = 0.20
-
 
 def steady_reading(
     run: DrillRun, metric: str, scope: Scope, *, since: float, window_s: float
@@ -39,7 +33,8 @@ def steady_reading(
 
 @dataclass
 class SlowRelease:
-    """A release slowing exactly ``SLOWED`` of ``category``'s requests by ``delay_ms``: the
+    """A release slowing exactly the policy's ``drills.slowed_share`` of ``category``'s
+    requests by ``delay_ms`` (the P95 lands among them, about their 75th percentile): the
     delay solved on the baseline's latency histogram ``hist`` for a P95 of ``factor`` x the
     baseline P95 ``base`` (seconds)."""
 
@@ -56,9 +51,10 @@ def slow_release(run: DrillRun, category: str, factor: float) -> SlowRelease:
     streaming: the ASGI code) that puts its P95 at ``factor`` x that baseline."""
     base = settled_baseline(run, category)
     hist = baseline_histogram(run, category)
-    delay_ms = releases.p95_delay_ms(factor * base, hist, share=SLOWED)
+    share = run.policy.drills.slowed_share
+    delay_ms = releases.p95_delay_ms(factor * base, hist, share=share)
     make = releases.slow_stream if category == "streaming" else releases.slow_crud
-    fault = make(run.stack, delay_ms, share=SLOWED, deploy=run.deploy)
+    fault = make(run.stack, delay_ms, share=share, deploy=run.deploy)
     return SlowRelease(fault, category, factor, base, hist, delay_ms)
 
 

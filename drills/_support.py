@@ -30,7 +30,6 @@ from ._detection import (
     window,
 )
 from ._levels import (
-    SLOWED,
     SlowRelease,
     check_aimed_level,
     check_level,
@@ -58,7 +57,6 @@ __all__ = [
     "DEFERRED",
     "PLAN",
     "ROLLBACK",
-    "SLOWED",
     "Detection",
     "FirstAnswer",
     "RecordProperty",

@@ -49,13 +49,6 @@ CRUD = Scope.category("crud")
 EVERYWHERE = Scope.everywhere()
 
 
-def quiet_period(run: DrillRun, rule_id: str) -> float:
-    """How long 'nothing fired' is watched: two of the rule's windows (and any sustain
-    period), plus slack for the first samples."""
-    rule = run.policy.rule(rule_id)
-    return 2 * run.policy.scale(rule.window_s) + run.policy.scale(rule.sustained_s or 0) + 4.0
-
-
 def mix_share(run: DrillRun, *categories: Category) -> float:
     """Share of the load's requests in ``categories`` once the hybrid is deployed (every
     category on, WebSockets included)."""
@@ -64,21 +57,15 @@ def mix_share(run: DrillRun, *categories: Category) -> float:
     return sum(weights.get(c, 0) for c in categories) / sum(weights.values())
 
 
-# A P95 from n samples is the order statistic of rank 0.95 n, give or take 1.96 sqrt(0.0475 n)
-# ranks (95 %): at 144 samples -- a 6 s window's CRUD requests at the default load and time
-# scale -- anywhere from P91.4 to P98.6, wider on a latency tail than the 1.5-2x band itself;
-# at 500, P93.1-P96.9.
-P95_BAND_SAMPLES = 500
-
-
 def resolve_p95_band(run: DrillRun, rule_id: str, category: Category) -> None:
     """Compress the plan's time less for this drill (before its baseline), so that one window
-    of ``rule_id`` holds ``P95_BAND_SAMPLES`` requests of ``category`` at the run's load once
+    of ``rule_id`` holds the policy's ``drills.p95_band_samples`` requests of ``category`` (a
+    P95 of fewer samples is a wider interval than the 1.5-2x band) at the run's load once
     the hybrid serves. Sessions 5-8 ran the 1.5-2x band on 6 s windows: of 10 runs aimed at
     1.7-1.75x, the first window read 1.64-2.21x and 3 went past 2x."""
     rule = run.policy.rule(rule_id)
     per_s = run.rate * mix_share(run, category)
-    compression = rule.window_s * per_s / P95_BAND_SAMPLES
+    compression = rule.window_s * per_s / run.policy.drills.p95_band_samples
     if compression < run.policy.time_scale:
         run.policy = run.policy.scaled(max(1.0, compression))
 
@@ -139,7 +126,9 @@ def test_error_rate_5_to_10_percent_is_evaluate_in_5_minutes(
         assert deferred.deadline is not None
         due_in = deferred.deadline - deferred.time
         record_property("verdict_due_in_s", round(due_in, 2))
-        assert due_in == pytest.approx(run.policy.scale(300), abs=0.01)
+        deadline_s = run.policy.rule("error_rate_evaluate").deadline_s
+        assert deadline_s is not None
+        assert due_in == pytest.approx(run.policy.scale(deadline_s), abs=0.01)
         check_aimed_level(
             run,
             "error_rate",
@@ -250,7 +239,9 @@ def test_p95_1_5_to_2x_baseline_is_evaluate_in_10_minutes(
         assert found.decision.deadline is not None
         due_in = found.decision.deadline - found.decision.time
         record_property("verdict_due_in_s", round(due_in, 2))
-        assert due_in == pytest.approx(run.policy.scale(600), abs=0.01)
+        deadline_s = run.policy.rule("performance_degradation").deadline_s
+        assert deadline_s is not None
+        assert due_in == pytest.approx(run.policy.scale(deadline_s), abs=0.01)
         check_aimed_level(
             run,
             "p95",
@@ -278,7 +269,7 @@ def test_partial_outage_is_not_service_unavailable(
         assert_no_decision(
             run,
             "service_unavailable",
-            observe_s=quiet_period(run, "service_unavailable"),
+            observe_s=run.policy.quiet_period_s("service_unavailable"),
             record_property=record_property,
         )
         assert run.monitor is not None
@@ -298,7 +289,7 @@ def test_db_failures_on_45_percent_of_requests(
         assert_no_decision(
             run,
             "db_connection_failures",
-            observe_s=quiet_period(run, "db_connection_failures"),
+            observe_s=run.policy.quiet_period_s("db_connection_failures"),
             record_property=record_property,
         )
         reading = steady_reading(
@@ -326,7 +317,7 @@ def test_memory_at_93_percent(drill_run: DrillRun, record_property: RecordProper
         assert_no_decision(
             run,
             "memory_leak",
-            observe_s=quiet_period(run, "memory_leak"),
+            observe_s=run.policy.quiet_period_s("memory_leak"),
             record_property=record_property,
         )
         asgi = Scope.service("asgi")  # the policy's scopes name the roles
@@ -347,7 +338,7 @@ def test_auth_failures_at_4_percent(drill_run: DrillRun, record_property: Record
         assert_no_decision(
             run,
             "auth_failures",
-            observe_s=quiet_period(run, "auth_failures"),
+            observe_s=run.policy.quiet_period_s("auth_failures"),
             record_property=record_property,
         )
         reading = steady_reading(
@@ -377,7 +368,7 @@ def test_seven_redis_failures_per_minute(
         assert_no_decision(
             run,
             "redis_connection_failures",
-            observe_s=quiet_period(run, "redis_connection_failures"),
+            observe_s=run.policy.quiet_period_s("redis_connection_failures"),
             record_property=record_property,
         )
         reading = steady_reading(
@@ -405,7 +396,7 @@ def test_websocket_disconnects_at_25_percent(
         assert_no_decision(
             run,
             "websocket_disconnects",
-            observe_s=quiet_period(run, "websocket_disconnects"),
+            observe_s=run.policy.quiet_period_s("websocket_disconnects"),
             record_property=record_property,
         )
         reading = steady_reading(
@@ -431,7 +422,7 @@ def test_cache_hit_rate_down_by_40_percent(
         assert_no_decision(
             run,
             "cache_hit_drop",
-            observe_s=quiet_period(run, "cache_hit_drop"),
+            observe_s=run.policy.quiet_period_s("cache_hit_drop"),
             record_property=record_property,
         )
         reading = steady_reading(

@@ -79,7 +79,7 @@ def whole_drill(
         monitor = run.start_monitor()
         decision: Decision = monitor.wait_for_decision(
             lambda d: d.is_rollback() and d.trigger_id == trigger,
-            timeout_s=run.policy.scale(600) + 30,
+            timeout_s=run.policy.decision_wait_s(),
             what=f"a rollback decision of {trigger}",
         )
         run.mark(f"decision {trigger}")

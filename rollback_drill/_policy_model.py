@@ -333,9 +333,15 @@ class LevelTolerance(_Model):
 
 
 class DrillSpec(_Model):
-    """The drills' detection budgets, aimed levels and how close a level must come to its aim."""
+    """The drills' detection budgets, aimed levels and how close a level must come to its aim;
+    how long they watch and wait, and how a slow release slows."""
 
     detect_slack_s: Seconds  # the monitor's tick, the collectors' sampling, the fault's ramp
+    quiet_slack_s: Seconds  # a "nothing fired" watch: two windows + sustain (scaled) + this
+    decision_wait_s: Seconds  # plan time (scaled) a whole drill waits for its rollback decision
+    decision_slack_s: Seconds  # ... plus this, unscaled
+    p95_band_samples: Count  # requests of the category in one window of a P95 band drill
+    slowed_share: Share  # the share of a category's requests a slow release delays
     detection: Annotated[tuple[DetectBudget, ...], _Lax] = ()
     levels: Annotated[tuple[Level, ...], _Lax] = ()
     level_tolerance: LevelTolerance
@@ -476,6 +482,21 @@ class Policy(_Model):
             + self.scale(rule.sustained_s or 0)
             + (self.drills.detect_slack_s if slack is None else slack)
         )
+
+    def quiet_period_s(self, rule_id: str) -> float:
+        """How long a drill watches that ``rule_id`` does not fire: two of its (scaled) windows
+        and its sustain period, plus ``drills.quiet_slack_s`` for the first samples."""
+        rule = self.rule(rule_id)
+        return (
+            2 * self.scale(rule.window_s)
+            + self.scale(rule.sustained_s or 0)
+            + self.drills.quiet_slack_s
+        )
+
+    def decision_wait_s(self) -> float:
+        """How long a whole drill waits for its rollback decision: ``drills.decision_wait_s``
+        (plan time, scaled) plus ``drills.decision_slack_s``."""
+        return self.scale(self.drills.decision_wait_s) + self.drills.decision_slack_s
 
     def level_spec(self, level_id: str) -> Level:
         for spec in self.drills.levels:

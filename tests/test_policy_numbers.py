@@ -62,6 +62,9 @@ def edited(tmp_path: Path) -> Policy:
     data["checklist"]["max_error_rate"] = 0.02
     data["checklist"]["settle_s"] = 90
     data["drills"]["detect_slack_s"] = 4
+    data["drills"]["quiet_slack_s"] = 9
+    data["drills"]["decision_wait_s"] = 900
+    data["drills"]["slowed_share"] = 0.10
     return load_policy(_write(tmp_path, data))
 
 
@@ -97,6 +100,14 @@ def test_drills_levels_and_budgets_move_with_the_policy(edited: Policy) -> None:
     # fixed budgets stay fixed; a ramp replaces the slack
     assert edited.detect_budget_s("data_corruption") == 10
     assert edited.scaled(10).detect_budget_s("memory_leak", "memory_leak_release") == 1 + 12 + 25
+    # how long the bands watch that nothing fires, and the whole drills wait for a decision
+    assert shipped.scaled(10).quiet_period_s("memory_leak") == 2 * 1 + 12 + 4
+    assert edited.scaled(10).quiet_period_s("memory_leak") == 2 * 1 + 12 + 9
+    assert edited.scaled(10).quiet_period_s("asgi_restarts") == 2 * 30 + 9  # its 300-s window
+    assert shipped.scaled(10).decision_wait_s() == 60 + 30
+    assert edited.scaled(10).decision_wait_s() == 90 + 30
+    # the share of requests a slow release delays
+    assert (shipped.drills.slowed_share, edited.drills.slowed_share) == (0.20, 0.10)
 
 
 def test_checklist_limits_move_with_the_policy(edited: Policy) -> None:
