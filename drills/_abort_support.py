@@ -38,6 +38,7 @@ def rollback_with_ledger(
         defects=defects,
         backups=run.backups,
         holder=holder,
+        policy=run.policy,
         ledger=run.ledger,
     )
     run.mark("rollback start")
