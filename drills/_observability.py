@@ -23,8 +23,9 @@ def observability_gap(target: Target, policy: Policy, trigger: str, role: str) -
     """Why the shipped monitor cannot read ``trigger`` on this target when the fault hits the
     service of ``role``, or None when it can. Looks at what the monitor's sources need: a
     service scope must name the target's service, a category scope a category its traffic
-    profile sends, a DB/Redis failure metric the app's failure-cause header (the monitor reads
-    those two metrics from nothing else)."""
+    profile sends, a DB/Redis connection-failure metric the app's failure-cause header or its
+    black-box source (``signals.connection_failures``: Redis INFO and the load for Redis,
+    PostgreSQL's log in its container output and the load for the database)."""
     rule = policy.rule(trigger)
     service = target.service(role)
     names = rule.scope.names_given()
@@ -38,11 +39,15 @@ def observability_gap(target: Target, policy: Policy, trigger: str, role: str) -
         sent = target.traffic.observable()
         if not set(names) & sent:
             return f"{trigger} reads categories {list(names)}; the profile sends {sorted(sent)}"
-    failures = (Metric.DB_CONNECTION_FAILURE_RATE, Metric.REDIS_CONNECTION_FAILURES)
-    if rule.metric in failures and target.traffic.headers.failure_cause is None:
+    if (
+        rule.metric == Metric.DB_CONNECTION_FAILURE_RATE
+        and target.traffic.headers.failure_cause is None
+        and not target.signals.postgres_log
+    ):
         return (
-            f"the monitor counts {rule.metric} only from the app's failure-cause answer "
-            "header, and this target's traffic profile names none (traffic.headers."
-            "failure_cause); no black-box source (Redis INFO, PostgreSQL views) feeds it"
+            f"the monitor counts {rule.metric} from the app's failure-cause answer header, "
+            "which this target's traffic profile names not (traffic.headers.failure_cause), "
+            "or from PostgreSQL's log in its container output, which this target says holds "
+            "none (signals.postgres_log: false)"
         )
     return None

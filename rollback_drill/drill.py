@@ -30,7 +30,12 @@ from rollback_drill.faults.probes import ProbeLoop, probe_loops
 from rollback_drill.journal import Journal
 from rollback_drill.ledger import Ledger
 from rollback_drill.load import LoadConfig, LoadGenerator, LoadStats
-from rollback_drill.monitor import LiveSource, Monitor, app_metrics_source
+from rollback_drill.monitor import (
+    LiveSource,
+    Monitor,
+    app_metrics_source,
+    connection_failure_sources,
+)
 from rollback_drill.pauses import GcPauses
 from rollback_drill.policy import Policy
 from rollback_drill.recording import Recorder, recording_path
@@ -143,6 +148,8 @@ class DrillRun:
             services=stack.target.services.model_dump(),
         )
         self.app_metrics = app_metrics_source(self.source, stack.target, stack.base_url)
+        # no failure-cause header: DB connection failures from PostgreSQL's own log
+        self.postgres_log = connection_failure_sources(self.source, stack.target, stack.project)
         self.recorder.attach(self.source)
         # nginx's own log: the instrument that proves a fault's level (None: not on this target)
         spec = stack.target.signals.access_log
@@ -171,7 +178,8 @@ class DrillRun:
             self.gc.start()
             self._stack.callback(self._write_recording)  # last: after the monitor stopped
             self._stack.callback(self._journal_gc)
-            for collector in (self.events, self.stats, self.redis, self.tickets, self.app_metrics):
+            collectors = (self.events, self.stats, self.redis, self.tickets, self.app_metrics)
+            for collector in (*collectors, self.postgres_log):
                 if collector is None:
                     continue
                 collector.start()

@@ -31,17 +31,19 @@ from rollback_drill.evaluator import Evaluator, RuleStatus
 from rollback_drill.journal import Journal
 from rollback_drill.metrics import Metric, Scope, ScopeKind
 from rollback_drill.policy import Policy
-from rollback_drill.records import Outcome, RecordStore
+from rollback_drill.records import RecordStore
 from rollback_drill.signals.app_metrics import AppMetricsCollector
+from rollback_drill.signals.connection_failures import FAILED, db_failure_share, redis_failures
 from rollback_drill.signals.docker_events import DockerEventsCollector
 from rollback_drill.signals.docker_stats import DockerStatsCollector
+from rollback_drill.signals.postgres_log import PostgresLogCollector
 from rollback_drill.signals.redis_info import RedisInfoCollector
 from rollback_drill.signals.series import DEFAULT_CLOCK, Anchor, Clock
 from rollback_drill.signals.tickets import TicketCollector
 from rollback_drill.target import Target
 from rollback_drill.wait import wait_for
 
-ERROR_OUTCOMES = (Outcome.SERVER_ERROR, Outcome.CONNECT_ERROR, Outcome.TIMEOUT)
+ERROR_OUTCOMES = FAILED  # 5xx, refused or reset connection, timeout
 NO_DATA = Reading(None, 0)
 MIN_SAMPLED_WINDOW_S = 3.0  # the collectors sample once a second
 ANCHORS_KEPT = 16  # the tick times whose clock mapping a source keeps (one a tick is read)
@@ -87,6 +89,12 @@ class LiveSource:
     # The policy's service scopes name the plan's roles (asgi, wsgi, ...): the target's own
     # service name of each (``Target.services``); a name that is not a role is taken as it is.
     services: Mapping[str, str] = field(default_factory=dict)
+    # The app names the cause of a failed answer (a target's ``traffic.headers.
+    # failure_cause``): DB and Redis connection failures are counted from it. False: from the
+    # black-box sources (``signals.connection_failures``: PostgreSQL's log, Redis INFO, the
+    # load's outcomes).
+    cause_header: bool = True
+    postgres: PostgresLogCollector | None = None
     # the clock mapping of each recent tick time (``now``): all of a tick's readings map their
     # windows through one, taken afresh for the tick (``anchor_at``) or as recorded (``pin``)
     _anchors: dict[float, Anchor] = field(default_factory=dict, init=False, repr=False)
@@ -121,6 +129,8 @@ class LiveSource:
             # rule's reading: it is read once at least half of its window lies after it.
             if start >= now or (m in _RECORD_METRICS and now - start < window_s / 2):
                 return NO_DATA
+        if not self.cause_header and m in _BLACK_BOX:
+            return self._black_box(m, scope, start, now)
         if m in _RECORD_METRICS:
             category = scope.name if scope.kind == ScopeKind.CATEGORY else None
             st = self.records.window(category, start, now)
@@ -156,6 +166,38 @@ class LiveSource:
                 return NO_DATA
             return Reading(float(self.tickets.count(mono_start, mono_end)), 1)
         return NO_DATA
+
+    def _black_box(self, m: Metric, scope: Scope, start: float, now: float) -> Reading:
+        """A connection-failure metric without the app's cause header (the definitions:
+        ``signals.connection_failures``)."""
+        anchor = self.anchor_at(now)
+        mono_start = self.clock.from_wall(start, anchor)
+        mono_end = self.clock.from_wall(now, anchor)
+        if m is Metric.DB_CONNECTION_FAILURE_RATE:
+            if self.postgres is None or not self.postgres.running:
+                return NO_DATA
+            category = scope.name if scope.kind == ScopeKind.CATEGORY else None
+            stats = self.records.window(category, start, now)
+            got = db_failure_share(stats, self.postgres.count(mono_start, mono_end))
+        else:
+            if self.redis is None:
+                return NO_DATA
+
+            def failed(a: float, b: float) -> int:
+                wall_a, wall_b = self.clock.to_wall(a, anchor), self.clock.to_wall(b, anchor)
+                st = self.records.window(None, wall_a, wall_b)
+                return sum(st.outcomes.get(o, 0) for o in FAILED)
+
+            got = redis_failures(self.redis.series, mono_start, mono_end, failed)
+        return NO_DATA if got is None else Reading(*got)
+
+    def failure_source(self) -> str:
+        """Where DB and Redis connection failures come from (reports, ``watch``)."""
+        if self.cause_header:
+            return "the app's failure-cause answer header"
+        db = "PostgreSQL's log" if self.postgres is not None else "nothing (no PostgreSQL log)"
+        redis = "Redis INFO" if self.redis is not None else "nothing (no Redis INFO)"
+        return f"black-box: DB from {db} and the load, Redis from {redis} and the load"
 
     def _cache_hit_rate(self, start: float, end: float) -> Reading:
         if self.app is not None and self.cache_counters is not None:
@@ -204,6 +246,23 @@ def app_metrics_source(
     return source.app
 
 
+def connection_failure_sources(
+    source: LiveSource, target: Target, project: str | None
+) -> PostgresLogCollector | None:
+    """Wire the DB and Redis connection-failure readings of ``target`` into ``source``: from
+    the app's failure-cause header when its traffic profile names one (None returned), else
+    black-box -- the log collector of the Compose ``project``'s PostgreSQL returned (not
+    started; None without a project or when the target's ``signals.postgres_log`` is false)
+    and Redis INFO, which ``source.redis`` must hold.
+    Drills and ``watch`` both wire it here."""
+    source.cause_header = target.traffic.headers.failure_cause is not None
+    if source.cause_header or project is None or not target.signals.postgres_log:
+        return None
+    source.postgres = PostgresLogCollector(project, target.services.postgres, clock=source.clock)
+    return source.postgres
+
+
+_BLACK_BOX = (Metric.DB_CONNECTION_FAILURE_RATE, Metric.REDIS_CONNECTION_FAILURES)
 _RECORD_METRICS: dict[Metric, Callable[..., float | None]] = {
     Metric.ERROR_RATE: lambda st: st.share(*ERROR_OUTCOMES),
     Metric.DB_CONNECTION_FAILURE_RATE: lambda st: st.db_connection_failure_share,

@@ -82,7 +82,11 @@ READ_SERIES = {
     "stats": ("memory_ratio",),
     "redis": ("keyspace_hits", "keyspace_misses"),
     "tickets": ("tickets",),
+    "postgres": ("connection_failures",),
 }
+# ... and those the black-box connection-failure readings add (``LiveSource.cause_header``
+# False: the app names no failure cause)
+BLACK_BOX_SERIES = {"redis": ("rejected_connections", "unreachable", "own_rejections")}
 
 
 class Recorder:
@@ -130,12 +134,14 @@ class Recorder:
     def attach(self, source: LiveSource) -> None:
         """Record ``source``'s collectors and findings (before the collectors start)."""
         self.source = source
+        black_box = {} if source.cause_header else BLACK_BOX_SERIES
         wanted: list[tuple[str, Collector | None, tuple[str, ...]]] = [
             ("events", source.events, READ_SERIES["events"]),
             ("stats", source.stats, READ_SERIES["stats"]),
-            ("redis", source.redis, READ_SERIES["redis"]),
+            ("redis", source.redis, READ_SERIES["redis"] + black_box.get("redis", ())),
             ("tickets", source.tickets, READ_SERIES["tickets"]),
             ("app", source.app, tuple(source.cache_counters or ())),
+            ("postgres", source.postgres, READ_SERIES["postgres"]),
         ]
         for kind, collector, names in wanted:
             if collector is not None and names:
@@ -255,6 +261,7 @@ class Recorder:
             "clock": [clock.anchor_monotonic, clock.anchor_wall],
             "services": dict(source.services),
             "cache_counters": list(source.cache_counters) if source.cache_counters else None,
+            "cause_header": source.cause_header,
             "baseline": self.baseline,
             "deployed_at": self.deployed_at,
             "ticks": {

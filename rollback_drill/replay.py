@@ -56,6 +56,7 @@ from rollback_drill.records import Outstanding, RecordStore, RequestRecord, Wind
 from rollback_drill.signals.app_metrics import AppMetricsCollector
 from rollback_drill.signals.docker_events import DockerEventsCollector
 from rollback_drill.signals.docker_stats import DockerStatsCollector
+from rollback_drill.signals.postgres_log import PostgresLogCollector
 from rollback_drill.signals.redis_info import RedisInfoCollector
 from rollback_drill.signals.series import Anchor, Clock
 from rollback_drill.signals.tickets import TicketCollector
@@ -237,6 +238,11 @@ class _Redis(RedisInfoCollector):
         pass
 
 
+class _Postgres(PostgresLogCollector):
+    def _start(self) -> None:
+        pass
+
+
 class _Tickets(TicketCollector):
     def _start(self) -> None:
         pass
@@ -324,6 +330,11 @@ def replay(recording: Recording, policy: Policy | None = None) -> ReplayResult:
     # never scraped: a transport that answers nothing (and costs no TLS context to build)
     app = _App(["http://127.0.0.1/metrics"], clock=clock, transport=_NOWHERE)
     collectors = {"events": events, "stats": stats, "redis": redis, "tickets": tickets, "app": app}
+    # the app's failure-cause header, else black-box (recorded since; before, always the header)
+    cause_header = bool(data.get("cause_header", True))
+    postgres = None if cause_header else _Postgres("replay", "replay", clock=clock).start()
+    if postgres is not None:
+        collectors["postgres"] = postgres
     counters = data["cache_counters"]
     source = LiveSource(
         store,
@@ -335,6 +346,8 @@ def replay(recording: Recording, policy: Policy | None = None) -> ReplayResult:
         cache_counters=tuple(counters) if counters else None,
         clock=clock,
         services=data["services"],
+        cause_header=cause_header,
+        postgres=postgres,
     )
     try:
         feeds = _feeds(data, collectors, source)

@@ -179,6 +179,10 @@ class AccessLogSpec(_Strict):
 class Signals(_Strict):
     metrics: Metrics | None = None
     access_log: AccessLogSpec | None = None
+    # PostgreSQL logs to its container's output (the official image does): the black-box source
+    # of DB connection failures when the app names no failure cause. False (it logs to files
+    # or syslog): that trigger is then not observable without traffic.headers.failure_cause.
+    postgres_log: bool = True
 
 
 class Target(_Strict):

@@ -35,7 +35,12 @@ from rollback_drill.evaluator import RuleStatus
 from rollback_drill.faults.probes import probe_loops
 from rollback_drill.ledger import Ledger
 from rollback_drill.load import LoadConfig
-from rollback_drill.monitor import LiveSource, Monitor, app_metrics_source
+from rollback_drill.monitor import (
+    LiveSource,
+    Monitor,
+    app_metrics_source,
+    connection_failure_sources,
+)
 from rollback_drill.policy import Policy, load_policy
 from rollback_drill.probe import probe
 from rollback_drill.records import RecordStore
@@ -57,7 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--base-url", required=True, help="the stack's nginx, http://127.0.0.1:PORT"
     )
-    parser.add_argument("--project", help="Compose project name: restarts and memory signals")
+    parser.add_argument(
+        "--project", help="Compose project name: restarts, memory and PostgreSQL log signals"
+    )
     parser.add_argument("--redis-port", type=int, help="a 127.0.0.1 port of the stack's Redis")
     parser.add_argument("--policy", type=Path, help="policy file (default: the shipped policy)")
     parser.add_argument("--time-scale", type=float, default=1.0, help="compress windows (drills)")
@@ -230,6 +237,9 @@ def watch(args: argparse.Namespace, console: Console | None = None) -> int:
             source.stats = stack.enter_context(DockerStatsCollector(args.project))
         if args.redis_port:
             source.redis = stack.enter_context(RedisInfoCollector(args.redis_port))
+        postgres_log = connection_failure_sources(source, target, args.project)
+        if postgres_log is not None:
+            stack.enter_context(postgres_log)
         if args.tickets:
             source.tickets = stack.enter_context(TicketCollector(args.tickets, http=False))
         load = BackgroundLoad(config, store=store, ledger=ledger)
@@ -244,6 +254,7 @@ def watch(args: argparse.Namespace, console: Console | None = None) -> int:
         )
         if source.cache_source() is not None:
             console.print(f"cache hit rate from: {source.cache_source()}")
+        console.print(f"connection failures from: {source.failure_source()}", markup=False)
         longest = policy.longest_baseline_window_s()
         console.print(f"capturing the baseline over {longest:.0f} s of traffic...")
         started = time.time()
