@@ -110,8 +110,6 @@ def test_replay_with_the_runs_policy_is_exact(path: Path) -> None:
     result = replayed(path.name, run_policy=True)
     assert result.rows() == result.recorded_rows()
     assert result.same
-    # well under a second on an idle machine (README); the bound leaves room for a busy one
-    assert result.elapsed_s < 3.0, f"replayed in {result.elapsed_s:.2f} s"
 
 
 def test_the_set_covers_every_trigger_of_the_policy() -> None:
