@@ -4,6 +4,10 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
 ARGS ?=
+# The engine's tests run in this many xdist workers: most of their time is spent waiting on
+# subprocesses and Docker, not on the 2 cores (WORKERS=0: one process, no xdist)
+WORKERS ?= 3
+XDIST := $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist worksteal)
 
 .PHONY: bootstrap lint unit drills test nightly engine-nightly full cleanup lock lock-host lock-image \
 	recordings
@@ -19,7 +23,7 @@ lint: bootstrap
 	.venv/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 unit: bootstrap
-	$(PYTEST) tests/ -q $(ARGS)
+	$(PYTEST) tests/ -q $(XDIST) $(ARGS)
 
 # The user's command: the quick drills, with JUnit and the HTML drill report in reports/.
 drills: bootstrap
@@ -37,7 +41,7 @@ engine-nightly: bootstrap
 
 # What CI runs: lint, the engine's tests, then the quick drills (Docker required, never skipped).
 test: lint
-	$(PYTEST) tests/ -q -m "not nightly" --durations=15 $(ARGS)
+	$(PYTEST) tests/ -q -m "not nightly" $(XDIST) --durations=15 $(ARGS)
 	$(PYTEST) drills/ -m quick --drill-require-docker --junitxml=reports/junit-quick.xml $(ARGS)
 
 cleanup: bootstrap
