@@ -18,7 +18,7 @@ from paths import REFERENCE_TARGET, REPO_ROOT
 from rollback_drill import readiness
 from rollback_drill.errors import ComposeMissing, NotReady
 from rollback_drill.preflight import check_compose
-from rollback_drill.readiness import Finding, Review, review
+from rollback_drill.readiness import Finding, Review, entry, findings, nginx, review
 from rollback_drill.target import Target, load_target
 
 EXAMPLE = REPO_ROOT / "examples" / "notes"
@@ -97,7 +97,7 @@ def static(compose_available: None, broken_target: Target) -> Review:
 
 
 def _find(result: Review, check: str, file: Path, line: int) -> Finding:
-    shown = readiness._shown(file)
+    shown = findings.shown(file)
     found = [f for f in result.findings if f.check == check and f.file == shown]
     assert found, f"no {check} finding in {shown}: {[f.where for f in result.findings]}"
     assert line in [f.line for f in found], (check, shown, line, [f.line for f in found])
@@ -171,7 +171,7 @@ def test_a_release_whose_compose_file_does_not_parse(
     v2.write_text(v2.read_text() + "  oops: [unclosed\n")
     result = review(load_target(root / "target.yaml"), nginx_test=False, releases=["v2"])
     found = [f for f in result.findings if f.check == "compose-config"]
-    assert [(f.file, f.releases) for f in found] == [(readiness._shown(v2), ("v2",))]
+    assert [(f.file, f.releases) for f in found] == [(findings.shown(v2), ("v2",))]
     assert "failed to parse" in found[0].message and found[0].severity == "error"
 
 
@@ -195,7 +195,7 @@ def test_reference_lists_the_plans_backup_name_mismatch(compose_available: None)
         assert "/etc/nginx/nginx.conf.backup" in found.message
         assert "/etc/nginx/nginx.conf.pre-hybrid.bak" in found.message
     # nothing else of the reference stack's own files is wrong
-    stack = readiness._shown(REPO_ROOT / "compose")
+    stack = findings.shown(REPO_ROOT / "compose")
     own = [f for f in result.findings if f.file.startswith(stack) and f.severity != "info"]
     assert own == []
 
@@ -205,9 +205,9 @@ def test_nginx_directives_with_their_lines() -> None:
         "http {\n  # limit_req zone=x;\n  limit_req_zone $binary_remote_addr\n"
         "    zone=z:1m rate=30r/m;\n  server { limit_req zone=z burst=5; }\n}\n"
     )
-    found = [(d.name, d.line) for d in readiness._directives(text)]
+    found = [(d.name, d.line) for d in nginx._directives(text)]
     assert ("limit_req_zone", 3) in found and ("limit_req", 5) in found
-    assert readiness._rate("rate=30r/m") == 0.5
+    assert nginx._rate("rate=30r/m") == 0.5
 
 
 def test_json_and_lines(tmp_path: Path) -> None:
@@ -246,9 +246,9 @@ def test_nginx_t_in_a_throwaway_container(
 
 def test_host_file_of_a_mounted_directory(tmp_path: Path) -> None:
     mounts = {"/etc/nginx/conf.d": tmp_path, "/etc/nginx/nginx.conf": tmp_path / "n.conf"}
-    assert readiness._host_file(mounts, "/etc/nginx/conf.d/site.conf") == tmp_path / "site.conf"
-    assert readiness._host_file(mounts, "/etc/nginx/nginx.conf") == tmp_path / "n.conf"
-    assert readiness._host_file(mounts, "/etc/other.conf") is None
+    assert nginx._host_file(mounts, "/etc/nginx/conf.d/site.conf") == tmp_path / "site.conf"
+    assert nginx._host_file(mounts, "/etc/nginx/nginx.conf") == tmp_path / "n.conf"
+    assert nginx._host_file(mounts, "/etc/other.conf") is None
 
 
 @pytest.mark.docker
@@ -299,7 +299,7 @@ def test_command_exits_not_ready_with_json(
         asked.update(kwargs, target=target.name)
         return static
 
-    monkeypatch.setattr(readiness, "review", fake_review)
+    monkeypatch.setattr(entry, "review", fake_review)
     out = tmp_path / "readiness.json"
     argv = ["check-target", str(broken / "target.yaml"), "--deep", "--no-start", "--json", str(out)]
     code = main([*argv, "--load-rate", "12"])
