@@ -7,7 +7,8 @@ unless ``--all`` is given; ``--run ID`` narrows it to the named runs.
 ``check-policy PATH`` and ``check-target PATH`` validate a policy or a target (with the machine:
 Docker, Compose, the host ports the target pins) and change nothing; ``check-target --deep``
 also reviews the target and the plan for what will break a rollback
-(:mod:`rollback_drill.readiness`; ``--no-start``: without starting the previous release).
+(:mod:`rollback_drill.readiness`; ``--no-start``: without starting the previous release;
+``--json PATH``: the findings as JSON; these options without ``--deep`` are refused).
 ``up [--target PATH] [--release previous|next]`` brings a stack up ready to use and leaves it
 running (kept: ``cleanup`` spares it unless ``--all``); ``down [--run ID]`` removes it
 (:mod:`rollback_drill.session`). ``report JUNIT_OR_RUN_DIR...`` compares runs over time
@@ -68,6 +69,12 @@ def check_target(path: Path) -> list[str]:
     ]
 
 
+def deep_only(args: argparse.Namespace) -> list[str]:
+    """The options of ``check-target`` given that only the review (``--deep``) reads."""
+    given = {"--no-start": args.no_start, "--json": args.json, "--load-rate": args.load_rate}
+    return [flag for flag, value in given.items() if value is not None and value is not False]
+
+
 def drill_args(
     target: Path, marker: str, report_dir: Path, junitxml: Path | None, extra: Sequence[str]
 ) -> list[str]:
@@ -118,9 +125,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     target.add_argument(
         "--deep", action="store_true", help="review what will break a rollback (readiness)"
     )
-    target.add_argument("--no-start", action="store_true", help="--deep without a started stack")
-    target.add_argument("--json", type=Path, default=None, metavar="PATH", help="findings as JSON")
-    target.add_argument("--load-rate", type=float, default=None, help="drill load, req/s (40)")
+    target.add_argument(
+        "--no-start", action="store_true", help="with --deep: without a started stack"
+    )
+    target.add_argument(
+        "--json", type=Path, default=None, metavar="PATH", help="with --deep: findings as JSON"
+    )
+    target.add_argument(
+        "--load-rate", type=float, default=None, help="with --deep: drill load, req/s (40)"
+    )
     drill = sub.add_parser(
         "drill",
         help="run the shipped drills against a target (pytest; extra arguments go to pytest)",
@@ -169,6 +182,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "drill":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "check-target" and not args.deep and (flags := deep_only(args)):
+        verb = "needs" if len(flags) == 1 else "need"
+        print(f"rollback-drill: check-target: {' and '.join(flags)} {verb} --deep", file=sys.stderr)
+        return 2  # a usage error, as argparse's: before anything is checked
     try:
         if hasattr(args, "func"):  # alerts, export-chaostoolkit
             return int(args.func(args))

@@ -327,3 +327,33 @@ def test_a_bad_load_rate_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
         readiness.check_deep(EXAMPLE / "target.yaml", start=False)
     with pytest.raises(DrillError, match=r"--load-rate '-3\.0'"):
         readiness.check_deep(EXAMPLE / "target.yaml", start=False, load_rate=-3.0)
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (["--no-start"], "--no-start needs --deep"),
+        (["--json", "x.json"], "--json needs --deep"),
+        (["--no-start", "--load-rate", "12"], "--no-start and --load-rate need --deep"),
+    ],
+)
+def test_review_options_without_deep_are_refused(
+    options: list[str],
+    said: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Refused in one line before anything is checked (no Docker asked, no JSON written)."""
+    from rollback_drill import cli
+
+    def no_check(path: Path) -> list[str]:
+        raise AssertionError("check-target ran")
+
+    monkeypatch.setattr(cli, "check_target", no_check)
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["check-target", str(EXAMPLE / "target.yaml"), *options])
+    out = capsys.readouterr()
+    assert code == 2 and out.out == ""
+    assert out.err == f"rollback-drill: check-target: {said}\n"
+    assert not (tmp_path / "x.json").exists()
