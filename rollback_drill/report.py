@@ -1,6 +1,8 @@
 """The drill report for the retrospective: one self-contained HTML file per run.
 
-Sections: a summary table of every drill; per drill its measured properties, a timeline plot
+Sections: first the target's readiness findings (the static part of ``check-target --deep``:
+what in its files and the plan will break a rollback; they do not fail the drills), then a
+summary table of every drill; per drill its measured properties, a timeline plot
 (error rate, P95 latency, memory against the limit, with markers for deployment, fault,
 decision, rollback start and end, checklist) embedded as a PNG, the plan's "Lessons Learned"
 template filled in and the rollback announcement as sent; then the plan defects and the
@@ -76,6 +78,8 @@ class RunReport:
     defects: list[dict[str, Any]] = field(default_factory=list)
     ambiguities: list[dict[str, Any]] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
+    # the target's readiness review, static part (``Review.to_dict()``; ``not_run``: why none)
+    readiness: dict[str, Any] | None = None
 
 
 def rollback_executed(result: RollbackResult | None) -> str:
@@ -194,6 +198,8 @@ th{background:#f3f3f3}.passed{color:#176d2c;font-weight:bold}.failed{color:#b000
 section{border-top:2px solid #ddd;margin-top:2em;padding-top:.5em}img{max-width:100%}
 .timeline{display:flex;gap:1em;align-items:flex-start}.timeline img{max-width:72%}
 .timeline table{font-size:85%;margin:0}
+.sev-error{color:#b00020;font-weight:bold}.sev-warning{color:#a65f00;font-weight:bold}
+table.findings{width:100%;table-layout:fixed;font-size:90%}.findings td{overflow-wrap:anywhere}
 """
 
 
@@ -428,6 +434,56 @@ def _drill_section(d: DrillSummary, policy_path: Any = None) -> str:
     return "".join(parts)
 
 
+def readiness_section(readiness: dict[str, Any] | None) -> str:
+    """The target's readiness findings (``check-target --deep``'s static review): severity,
+    file:line, the plan step each breaks and the fix; errors shown, warnings and info one
+    click away. They do not fail the drills."""
+    if readiness is None:
+        return ""
+    head = "<section id='readiness'><h2>Readiness: what in the target will break a rollback</h2>"
+    if readiness.get("not_run"):
+        return f"{head}<p>Not reviewed: {_e(readiness['not_run'])}</p></section>"
+    findings: list[dict[str, Any]] = readiness.get("findings") or []
+    errors = [f for f in findings if f.get("severity") == "error"]
+    others = [f for f in findings if f.get("severity") != "error"]
+    warnings = sum(f.get("severity") == "warning" for f in others)
+    rest = (
+        f"<details><summary>{warnings} warning(s), {len(others) - warnings} info</summary>"
+        f"{_findings_table(others)}</details>"
+        if others
+        else ""
+    )
+    checked = "".join(f"<li>{_e(c)}</li>" for c in readiness.get("checked") or [])
+    return (
+        f"{head}<p>{len(errors)} error(s), {warnings} warning(s), "
+        f"{len(others) - warnings} info in the static review of target "
+        f"{_e(readiness.get('target'))} (releases {_e(', '.join(readiness.get('releases') or []))}"
+        f"; {readiness.get('duration_s', 0):.1f} s; nothing deployed, no stack started: "
+        "<code>rollback-drill check-target --deep --no-start</code>). Error-level findings do "
+        "not fail the drills, which judge the rollback.</p>"
+        f"{_findings_table(errors) if errors else '<p>No error-level finding.</p>'}{rest}"
+        f"<details><summary>checked</summary><ul>{checked}</ul></details></section>"
+    )
+
+
+def _findings_table(findings: list[dict[str, Any]]) -> str:
+    rows = []
+    for f in findings:
+        where = f"{f.get('file')}:{f['line']}" if f.get("line") else f.get("file")
+        cells = (where, ", ".join(f.get("releases") or []), f.get("message"), f.get("breaks"))
+        rows.append(
+            f"<tr><td class='sev-{_e(f.get('severity'))}'>{_e(f.get('severity'))}</td>"
+            + "".join(f"<td>{_e(c)}</td>" for c in (*cells, f.get("fix")))
+            + "</tr>"
+        )
+    widths = (7, 20, 7, 26, 20, 20)
+    cols = "".join(f"<col style='width:{w}%'>" for w in widths)
+    return (
+        f"<table class='findings'>{cols}<tr><th>severity</th><th>where</th><th>releases</th>"
+        f"<th>finding</th><th>breaks (plan step)</th><th>fix</th></tr>{''.join(rows)}</table>"
+    )
+
+
 def render_html(report: RunReport) -> str:
     counts = {
         k: sum(d.outcome == k for d in report.drills) for k in ("passed", "failed", "skipped")
@@ -451,6 +507,7 @@ def render_html(report: RunReport) -> str:
         f"<p>Started {_e(report.started)}. "
         + ", ".join(f"{v} {k}" for k, v in counts.items())
         + ".</p>",
+        readiness_section(report.readiness),
         _table(sorted(report.settings.items()), ("setting", "value")) if report.settings else "",
         "<h2>Summary</h2>",
         _table(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 Severity = Literal["error", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
@@ -77,15 +77,19 @@ class Review:
         )
         return out
 
-    def to_json(self) -> str:
-        data = {
+    def to_dict(self) -> dict[str, Any]:
+        """The review as plain data, the findings sorted (errors first): what ``--json``
+        writes and what the drill report shows first (``RunReport.readiness``)."""
+        return {
             "target": self.target,
             "releases": list(self.releases),
             "duration_s": round(self.duration_s, 2),
             "checked": self.checked,
             "findings": [{**asdict(f), "releases": list(f.releases)} for f in self.sorted()],
         }
-        return json.dumps(data, indent=2)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
 
 
 def shown(path: Path) -> str:
