@@ -18,8 +18,11 @@ An "evaluate" decision is not a rollback: the drill asserts that nothing is roll
 the deferred verdict's deadline, and that the verdict escalates at the deadline because the
 defect still holds -- only then do the phases run.
 
-``quick`` holds the two config-only drills (crash-looping ASGI -> 1->2; dropped WebSockets ->
-evaluate -> escalated -> 1->2). Their checklist's "P95 latency back to baseline" compares 30 s
+``quick`` holds one drill per rollback path a night most often takes: crash-looping ASGI ->
+1->2 (configuration only) and failing CRUD code -> 1->3 (code). The "evaluate" drills wait out a
+scaled 10-minute deadline (a minute each) and run in ``full``/``nightly``; per change, the
+evaluate-then-escalate logic is replayed exactly from recorded band drills
+(``tests/test_replay.py``). The checklist's "P95 latency back to baseline" compares 30 s
 of CRUD traffic after the rollback, in three parts of ~250 requests, with the 24 s baseline
 (~580): both P95s are samples, so the check compares their 80 % intervals
 (``checks.checklist``) -- comparing the points failed a healthy rollback every other run on 2
@@ -176,6 +179,7 @@ def test_crash_looping_asgi_rolls_back_config_only(whole) -> None:  # type: igno
     require(*checks)
 
 
+@pytest.mark.quick
 def test_failing_crud_code_rolls_back_code(whole) -> None:  # type: ignore[no-untyped-def]
     """New CRUD code fails 25 % of requests: error rate > 10 % -> phases 1->3."""
     checks = whole(
@@ -186,7 +190,6 @@ def test_failing_crud_code_rolls_back_code(whole) -> None:  # type: ignore[no-un
     require(*checks)
 
 
-@pytest.mark.quick
 def test_dropped_websockets_evaluate_then_roll_back_config_only(whole) -> None:  # type: ignore[no-untyped-def]
     """The release closes half of the WebSockets after the first reply: disconnects > 30 % ->
     evaluate in 10 minutes (a dropped socket is not an HTTP error: the error-rate rules do not
