@@ -3,6 +3,7 @@ revert restores. The real thing runs in tests/test_faults_docker.py (marked ``do
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,6 +18,7 @@ from rollback_drill.faults import (
     PauseContainers,
     RestartContainers,
     StopContainers,
+    containers,
 )
 from rollback_drill.faults.network import rule_spec
 from rollback_drill.journal import Journal
@@ -136,6 +138,21 @@ def test_cpu_quota_is_set_and_the_previous_one_restored() -> None:
     assert c.calls[-1] == ("update", {"cpu_quota": -1, "cpu_period": 100_000})
 
 
+def test_cpu_quota_is_retuned_in_place_and_the_first_one_restored() -> None:
+    c = FakeContainer("wsgi-1")
+    fault = CpuQuota(fake_stack(c), "backend-wsgi", cpus=0.5)
+    with pytest.raises(FaultError, match="before apply"):
+        fault.set_cpus(0.4)
+    fault.apply()
+    fault.set_cpus(0.4)
+    assert c.calls[-1] == ("update", {"cpu_period": 100_000, "cpu_quota": 40_000})
+    assert fault.observe().seen and fault.params["cpus"] == 0.4
+    with pytest.raises(ValueError, match="cpus must be > 0"):
+        fault.set_cpus(0)
+    fault.revert()
+    assert c.calls[-1] == ("update", {"cpu_quota": -1, "cpu_period": 100_000})
+
+
 def test_cpu_quota_refuses_a_container_with_a_cpus_limit() -> None:
     c = FakeContainer("wsgi-1")
     c.attrs["HostConfig"]["NanoCpus"] = 10**9
@@ -160,6 +177,28 @@ def test_memory_limit_restores_limit_and_swap() -> None:
     fault.apply()
     assert c.calls[-1] == ("update", {"mem_limit": 200 * 2**20, "memswap_limit": 200 * 2**20})
     fault.revert()
+    assert c.calls[-1] == ("update", {"mem_limit": 402653184, "memswap_limit": 805306368})
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_memory_limit_without_oom_kill_holds_and_restores_the_cgroup(
+    version: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if version == "v1":
+        held = tmp_path / "memory.oom_control"
+        held.write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 0\n")
+    else:
+        held = tmp_path / "memory.high"
+        held.write_text("max\n")
+    monkeypatch.setattr(containers, "find_memory_cgroup", lambda cid, pid: tmp_path)
+    monkeypatch.setattr(containers, "container_memory", lambda c: (100 * 2**20, 0))
+    c = FakeContainer("asgi-1")
+    fault = MemoryLimit(fake_stack(c), "backend-asgi", limit_bytes=200 * 2**20, oom_kill=False)
+    fault.apply()
+    assert held.read_text() == ("1" if version == "v1" else str(150 * 2**20))
+    assert c.calls[-1] == ("update", {"mem_limit": 200 * 2**20, "memswap_limit": 200 * 2**20})
+    fault.revert()
+    assert held.read_text() == ("0" if version == "v1" else "max")
     assert c.calls[-1] == ("update", {"mem_limit": 402653184, "memswap_limit": 805306368})
 
 
