@@ -6,8 +6,11 @@ and keeps, in memory, the inputs of every reading and decision:
 - the load's request records, as the record store files them (completion second, category,
   outcome, latency in microseconds, connection-failure cause): nothing else of a record is read;
 - the samples of the collectors' series the monitor reads (``restarts``, ``memory_ratio``,
-  Redis ``keyspace_hits``/``keyspace_misses``, the app's cache counters, ``tickets``), and the
-  probes' findings (integrity, security);
+  Redis ``keyspace_hits``/``keyspace_misses``, the app's cache counters, ``tickets``; without
+  the app's failure-cause header, the black-box connection-failure series too: PostgreSQL's
+  log ``connection_failures``, Redis ``rejected_connections``/``unreachable``/
+  ``own_rejections``), whether the header was read (``cause_header``), and the probes'
+  findings (integrity, security);
 - the requests still outstanding past their deadline that a reading counted (``Outstanding``:
   the generator's state at that moment, which no record keeps), with the reading's wall time;
 - the baseline (its values, and when and how it was read), the policy with its time scale,

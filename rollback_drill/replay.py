@@ -329,12 +329,17 @@ def replay(recording: Recording, policy: Policy | None = None) -> ReplayResult:
     tickets = _Tickets(clock=clock)
     # never scraped: a transport that answers nothing (and costs no TLS context to build)
     app = _App(["http://127.0.0.1/metrics"], clock=clock, transport=_NOWHERE)
-    collectors = {"events": events, "stats": stats, "redis": redis, "tickets": tickets, "app": app}
+    postgres = _Postgres("replay", "replay", clock=clock).start()
+    collectors = {
+        "events": events,
+        "stats": stats,
+        "redis": redis,
+        "tickets": tickets,
+        "app": app,
+        "postgres": postgres,
+    }
     # the app's failure-cause header, else black-box (recorded since; before, always the header)
     cause_header = bool(data.get("cause_header", True))
-    postgres = None if cause_header else _Postgres("replay", "replay", clock=clock).start()
-    if postgres is not None:
-        collectors["postgres"] = postgres
     counters = data["cache_counters"]
     source = LiveSource(
         store,
@@ -347,7 +352,7 @@ def replay(recording: Recording, policy: Policy | None = None) -> ReplayResult:
         clock=clock,
         services=data["services"],
         cause_header=cause_header,
-        postgres=postgres,
+        postgres=None if cause_header else postgres,
     )
     try:
         feeds = _feeds(data, collectors, source)

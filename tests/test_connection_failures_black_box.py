@@ -343,3 +343,34 @@ def test_a_black_box_recording_replays_exactly(tmp_path: Path) -> None:
     result = replay(load_recording(path))
     assert result.rows() == result.recorded_rows()
     assert result.same
+
+
+@pytest.mark.parametrize(
+    ("name", "trigger"),
+    [
+        ("db_connection_failures-postgres_exhausted", "db_connection_failures"),
+        ("redis_connection_failures-redis_exhausted", "redis_connection_failures"),
+        ("redis_connection_failures-packets_dropped", "redis_connection_failures"),
+    ],
+)
+def test_the_example_stacks_recorded_drills_decide_from_the_black_box_series(
+    name: str, trigger: str
+) -> None:
+    """The committed recordings of the example stack's rows (no failure-cause header): their
+    replay decides the trigger from the black-box series; read as if from the header (which
+    the example's app does not send), the same data decide nothing of it."""
+    from rollback_drill.replay import Recording
+
+    path = (
+        REPO_ROOT
+        / "tests"
+        / "data"
+        / "recordings"
+        / (f"test_infrastructure-test_infrastructure_fault_{name}.json.gz")
+    )
+    rec = load_recording(path)
+    assert rec.data["cause_header"] is False
+    decided = {d.trigger_id for _, d in replay(rec).decisions}
+    assert trigger in decided
+    as_header = Recording(path, {**rec.data, "cause_header": True})
+    assert trigger not in {d.trigger_id for _, d in replay(as_header).decisions}

@@ -1,7 +1,9 @@
 """Replay of recorded drills (issue 19): every trigger, band and a healthy stretch, per change.
 
 ``tests/data/recordings/`` holds the recordings of real drills on the reference target
-(``make recordings`` refreshes them). Each names the drill that made it and what that drill
+(``make recordings`` refreshes them), and three infrastructure drills of the example stack
+whose app names no failure cause: its DB and Redis connection failures read black-box
+(``signals.connection_failures``). Each names the drill that made it and what that drill
 asserted (its JUnit properties: the trigger, the decision it saw and checked against the plan).
 Replayed with the shipped policy, each must decide what its drill decided: the same trigger
 and kind, within one tick of the run's own decision; a just-below twin must not decide its
