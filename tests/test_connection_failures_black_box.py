@@ -374,3 +374,21 @@ def test_the_example_stacks_recorded_drills_decide_from_the_black_box_series(
     assert trigger in decided
     as_header = Recording(path, {**rec.data, "cause_header": True})
     assert trigger not in {d.trigger_id for _, d in replay(as_header).decisions}
+
+
+def test_a_bad_postgres_log_field_is_one_line_naming_it(tmp_path: Path) -> None:
+    from rollback_drill.errors import TargetError
+
+    text = REFERENCE_TARGET.read_text()
+    assert "\nsignals:\n" in text
+    path = tmp_path / "t.yaml"
+    compose = str(REFERENCE_TARGET.parent.parent / "compose")
+    path.write_text(
+        text.replace("../compose", compose).replace(
+            "\nsignals:\n", "\nsignals:\n  postgres_log: sometimes\n"
+        )
+    )
+    with pytest.raises(TargetError) as caught:
+        load_target(path)
+    message = str(caught.value)
+    assert "field 'signals.postgres_log'" in message and "\n" not in message
