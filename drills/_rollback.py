@@ -23,6 +23,7 @@ from rollback_drill.rollback import (
 )
 from rollback_drill.rollback.choose import choose_phases, deployment_state
 from rollback_drill.rollback.health import stopped_on_purpose
+from rollback_drill.wait import WaitTimeout
 
 from ._detection import sleep_until
 from ._verdicts import RecordProperty
@@ -117,12 +118,11 @@ def verify_after_rollback(
     settle_s, observe_s = run.policy.checklist_period_s()
     stopped = stopped_on_purpose(result, run.stack.compose.base)
     record_property("stopped_on_purpose", " ".join(stopped))
-    if run.load is not None:
-        run.load.wait_for_writes(5, after=rolled_back_at, timeout_s=60)
+    writes = [] if run.load is None else [writes_after_rollback(run, rolled_back_at)]
     since = rolled_back_at + settle_s
     sleep_until(since + observe_s)  # the observation period itself is what is measured
     assert run.baseline is not None
-    checks = run_checklist(
+    checks = writes + run_checklist(
         run.stack,
         run.store,
         run.policy,
@@ -139,3 +139,19 @@ def verify_after_rollback(
         record_property(f"check:{c.name}", "pass" if c.passed else f"FAIL {c.measured!r}")
     record.lessons = lessons_learned(issue, result, checks)
     return checks
+
+
+def writes_after_rollback(run: DrillRun, rolled_back_at: float) -> CheckResult:
+    """The load's writes are acknowledged again after the rollback (the policy's count, polled
+    for its time) -- a check, not a wait that ends the drill: when they are not, the checklist
+    still runs and names the cause (a service left stopped, an unhealthy container)."""
+    assert run.load is not None
+    need = run.policy.drills.writes_after_rollback
+    timeout_s = run.policy.drills.writes_after_rollback_timeout_s
+    expected = f">= {need} within {timeout_s:g} s"
+    try:
+        got = run.load.wait_for_writes(need, after=rolled_back_at, timeout_s=timeout_s)
+    except WaitTimeout:
+        got = len(run.ledger.acked_after(rolled_back_at))
+        return CheckResult("Writes acknowledged after the rollback", False, got, expected)
+    return CheckResult("Writes acknowledged after the rollback", True, got, expected)

@@ -342,6 +342,8 @@ class DrillSpec(_Model):
     decision_slack_s: Seconds  # ... plus this, unscaled
     p95_band_samples: Count  # requests of the category in one window of a P95 band drill
     slowed_share: Share  # the share of a category's requests a slow release delays
+    writes_after_rollback: Count  # writes the load must get acknowledged after a rollback ...
+    writes_after_rollback_timeout_s: Seconds  # ... within this (unscaled)
     detection: Annotated[tuple[DetectBudget, ...], _Lax] = ()
     levels: Annotated[tuple[Level, ...], _Lax] = ()
     level_tolerance: LevelTolerance

@@ -10,8 +10,8 @@ and leaving nothing behind.
   checklist's "all containers healthy" names it);
 - a probe that crashes (the target's read-back SQL names a table that does not exist: the
   shipped data-corruption drill fails naming the integrity probe's error, never "0 findings");
-- a policy changed under a drill (error_rate made "high" in a copy of the policy: the shipped
-  error-rate drill fails naming the severity the plan gives it).
+- a policy changed under a drill (error_rate made "high" in a copy of the policy, its matrix row
+  too: the shipped error-rate drill fails naming the severity the plan gives it).
 
 ``tests/test_reliability_broken_rollback.py`` is the model: a rollback that ran and did not
 fix the defect, caught by the checklist.
@@ -146,8 +146,16 @@ def test_a_crashing_probe_fails_the_shipped_drill_naming_its_error(tmp_path: Pat
 
 def test_a_policy_changed_under_the_drill_fails_it_naming_the_change(tmp_path: Path) -> None:
     policy = yaml.safe_load((ROOT / "rollback_drill" / "policy.yaml").read_text())
-    [rule] = [r for r in policy["triggers"] if r["id"] == "error_rate"]
-    rule["severity"] = "high"
+    # changed consistently, as a team editing its policy would: the trigger and the matrix rows
+    # restating it (a half-edit is refused by the loader, tests/test_policy.py)
+    rules = [
+        r
+        for r in (*policy["triggers"], *policy["matrix"])
+        if "error_rate" in (r["id"], r.get("same_as"))
+    ]
+    assert len(rules) >= 2, rules
+    for rule in rules:
+        rule["severity"] = "high"
     changed = tmp_path / "policy.yaml"
     changed.write_text(yaml.safe_dump(policy, sort_keys=False))
     failed = run_drills(
