@@ -183,7 +183,9 @@ def test_crash_looping_asgi_rolls_back_config_only(whole) -> None:  # type: igno
 def test_failing_crud_code_rolls_back_code(whole) -> None:  # type: ignore[no-untyped-def]
     """New CRUD code fails 25 % of requests: error rate > 10 % -> phases 1->3."""
     checks = whole(
-        lambda run: releases.failing_share(run.stack, 0.25, kind="error", deploy=run.deploy),
+        lambda run: releases.failing_share(
+            run.stack, run.policy.level("crud_code_error_rate"), kind="error", deploy=run.deploy
+        ),
         "error_rate",
         (1, 3),
     )
@@ -195,7 +197,9 @@ def test_dropped_websockets_evaluate_then_roll_back_config_only(whole) -> None: 
     evaluate in 10 minutes (a dropped socket is not an HTTP error: the error-rate rules do not
     count it); the drops still hold at the deadline -> the verdict escalates -> phases 1->2."""
     checks = whole(
-        lambda run: releases.ws_drop(run.stack, 0.5, deploy=run.deploy),
+        lambda run: releases.ws_drop(
+            run.stack, run.policy.level("websocket_disconnects_trigger"), deploy=run.deploy
+        ),
         "websocket_disconnects",
         (1, 2),
         deferred=True,
@@ -209,7 +213,8 @@ def test_slow_streaming_evaluate_then_roll_back_config_only(whole) -> None:  # t
     escalates -> phases 1->2 (the defect is in the ASGI code)."""
 
     def make(run: DrillRun) -> FaultyRelease:
-        return slow_release(run, "streaming", 2.5).fault  # far from the 1.5x threshold
+        factor = run.policy.level("performance_degradation_trigger")  # far from the 1.5x
+        return slow_release(run, "streaming", factor).fault
 
     checks = whole(make, "performance_degradation", (1, 2), deferred=True)
     require(*checks)
