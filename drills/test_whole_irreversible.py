@@ -1,27 +1,34 @@
-"""A whole drill of a release with an irreversible migration: Phase 4 cannot bring the data
-back, the executor falls back to Phase 5, and the data-loss window is reported.
+"""A whole drill of a release with an irreversible migration, on any target that names one
+(``releases.irreversible``): Phase 4 cannot bring the data back, the executor falls back to
+Phase 5, and the data-loss window is reported.
 
-The release: ``hybrid-irreversible-migration`` is the hybrid release plus ``chat_session``'s
-0012, which drops ``chatsession.updated_at`` with its values (Django unapplies it without
-complaint: the reverse re-creates the column, filled with the time of the rollback). By itself
-the release is healthy -- no trigger fires, nothing to roll back. The drill deploys it with a
-defect of the kind the plan guards against: the same release with its new CRUD middleware
-failing 25 % of the CRUD requests (``hybrid-irreversible-flaky-crud``: the WSGI defect overlay
-built on top of it), so the error rate passes 10 % and the monitor decides an immediate rollback.
+The release: the reference target's ``hybrid-irreversible-migration`` is the hybrid release
+plus ``chat_session``'s 0012, which drops ``chatsession.updated_at`` with its values; the notes
+example's ``v2-irreversible`` is v2 plus ``notes``' 0003, which drops ``note.created_at``.
+Django unapplies either without complaint: the reverse re-creates the column, filled with the
+time of the rollback. By itself the release is healthy -- no trigger fires, nothing to roll
+back. The drill deploys it with a defect of the kind the plan guards against, pushing the error
+rate past its threshold (an immediate rollback): where the target ships the reference app's
+WSGI defect overlay built on it (``hybrid-irreversible-flaky-crud``), the release's new CRUD
+middleware fails the policy's share of the CRUD requests (``drills.levels``:
+``irreversible_release_error_rate``); on any other target, where the app cannot help, the WSGI
+role's containers are paused (an infrastructure fault, as ``test_infrastructure.py``'s
+error-rate row) and resumed once the monitor has decided, before the rollback starts.
 
 What the phases are is the product's choice, from the decision and the deployment's state:
 the files it changed (code), the migrations applied past the targets (``django_migrations``),
 and whether the previous code runs on the new schema -- proved, as the chooser demands, by
-``check-migrations`` on a copy of the data (a throwaway stack of its own, run first): it does
-not (the previous code reads and writes ``updated_at``), so the chooser prescribes 1→4→3.
+``check-migrations`` on a copy of the data (a throwaway stack of its own, run before the
+drill's stack starts): it does not (the previous code reads and writes the dropped column), so
+the chooser prescribes 1→4→3.
 
-Phase 4 unapplies 0012 and the 0011s with the release's own code; ``django_migrations`` is back
-at the targets -- and the data check (every table and column the rollback re-created against
-the pre-deployment backup, row by row) finds ``updated_at`` not restored: Phase 4 fails, the
-executor falls back to Phase 5 (the backup restored, the last stable release built and
-started). The drill then checks the failure (phase 4, the column named), the fallback, the
-data-loss window in acknowledged writes (none lost outside it), the validation checklist and
-the success criterion's clock.
+Phase 4 unapplies the release's migrations with its own code; ``django_migrations`` is back at
+the targets -- and the data check (every table and column the rollback re-created against the
+pre-deployment backup, row by row) finds the column ``check-migrations`` named not restored:
+Phase 4 fails, the executor falls back to Phase 5 (the backup restored, the last stable release
+built and started). The drill then checks the failure (phase 4, the column named), the
+fallback, the data-loss window in acknowledged writes (none lost outside it), the validation
+checklist and the success criterion's clock.
 """
 
 from __future__ import annotations
@@ -33,45 +40,46 @@ import pytest
 
 from rollback_drill.checks.base import CheckResult, require
 from rollback_drill.client import AppClient
-from rollback_drill.decisions import Decision
 from rollback_drill.defects import DefectLog
 from rollback_drill.drill import DrillRun
+from rollback_drill.errors import NotOnThisTarget
+from rollback_drill.faults import Fault, PauseContainers
 from rollback_drill.faults.base import Effect
 from rollback_drill.faults.release import FaultyRelease, build_release
 from rollback_drill.fixtures.options import setting
 from rollback_drill.lock import DeploymentLock
-from rollback_drill.migrations_check import check_migrations
+from rollback_drill.migrations_check import RoundTrip, check_migrations
+from rollback_drill.policy import Policy
 from rollback_drill.report import DrillSummary
 from rollback_drill.rollback.choose import choose_phases, deployment_state
+from rollback_drill.rollback.data_restored import SCHEMA_LOSSES
+from rollback_drill.target import Target
 
 from ._abort_support import fallback_checks, rollback_with_ledger, verify_after_fallback
-from ._support import RecordProperty
+from ._support import RecordProperty, detect, origin_of
 
-IRREVERSIBLE = "hybrid-irreversible-migration"
-FLAKY = "hybrid-irreversible-flaky-crud"
-SHARE = 0.25
+FLAKY = "hybrid-irreversible-flaky-crud"  # the reference app's defect overlay on the release
+LEVEL = "irreversible_release_error_rate"  # drills.levels: the share of CRUD requests failing
 CRUD_PATHS = ("/api/models/", "/api/sessions/")
 TRIGGER = "error_rate"
 PRESCRIBED = (1, 4, 3)  # the plan for a code defect whose schema the previous code cannot run
 
-pytestmark = [
-    pytest.mark.full,
-    pytest.mark.nightly,
-    pytest.mark.needs_releases(IRREVERSIBLE, FLAKY),
-]
+pytestmark = [pytest.mark.full, pytest.mark.nightly]
 
 
-def flaky_irreversible(run: DrillRun) -> FaultyRelease:
-    """The irreversible release with ``SHARE`` of its CRUD requests failing (500)."""
+def irreversible_release(target: Target) -> str:
+    """The release the target names irreversible (``releases.irreversible``), or not here."""
+    name = target.releases.irreversible
+    if name is None:
+        raise NotOnThisTarget(
+            "names no release with an irreversible migration (releases.irreversible)"
+        )
+    return name
+
+
+def flaky_crud(run: DrillRun, release: str, share: float) -> FaultyRelease:
+    """The reference app's ``release`` with ``share`` of its CRUD requests failing (500)."""
     stack = run.stack
-    rel = stack.target.releases
-    build_release(
-        stack.workspace,
-        IRREVERSIBLE,
-        stack.target.overlay_dir(IRREVERSIBLE),
-        base=rel.next,
-        marker_file=rel.marker_file,
-    )
 
     def observe(fault: FaultyRelease) -> Effect:
         user = stack.workspace.user
@@ -88,29 +96,42 @@ def flaky_irreversible(run: DrillRun) -> FaultyRelease:
     return FaultyRelease(
         stack,
         FLAKY,
-        config={"fail": {"kind": "error", "share": SHARE, "paths": list(CRUD_PATHS)}},
+        config={"fail": {"kind": "error", "share": share, "paths": list(CRUD_PATHS)}},
         observer=observe,
         deploy=run.deploy,
-        good_release=IRREVERSIBLE,
-        describe=f"{IRREVERSIBLE} + error on {SHARE:.0%} of {', '.join(CRUD_PATHS)}",
+        good_release=release,
+        describe=f"{release} + error on {share:.0%} of {', '.join(CRUD_PATHS)}",
     )
 
 
-def test_irreversible_release_falls_back_from_phase_4_to_phase_5(
-    drill_run: DrillRun,
-    plan_defects: DefectLog,
-    report_dir: Path,
-    drill_record: DrillSummary,
-    record_property: RecordProperty,
-    pytestconfig: pytest.Config,
-) -> None:
-    run, stack = drill_run, drill_run.stack
-    rel = stack.target.releases
+def error_rate_defect(
+    run: DrillRun, release: str, policy: Policy, record_property: RecordProperty
+) -> Fault:
+    """``release`` deployed with a defect past the error-rate threshold, live (see the module
+    docstring: the app's own defect where the target ships it, else the WSGI role paused)."""
+    if FLAKY in run.stack.target.releases.overlays:
+        share = policy.level(LEVEL)
+        record_property("aimed_level", share)
+        fault: Fault = flaky_crud(run, release, share)
+        fault.apply()  # deployed through the harness (guarded); the monitor starts
+    else:
+        run.deploy(release)  # guarded; the monitor starts
+        fault = PauseContainers(run.stack, run.stack.target.services.wsgi)
+        fault.apply()
+    record_property("fault", repr(fault))
+    run.mark("fault live", fault=fault.name)
+    fault.verify_effect(timeout_s=60)
+    return fault
 
-    # the proof the chooser needs: does the previous code run on the release's schema?
+
+def prove_irreversible(
+    pytestconfig: pytest.Config, target: Target, release: str, record_property: RecordProperty
+) -> RoundTrip:
+    """``check-migrations`` of the release on a throwaway stack: what the chooser needs (does
+    the previous code run on its schema?) and the columns it loses going back."""
     started = time.monotonic()
     trip = check_migrations(
-        setting(pytestconfig, "drill_target"), previous=rel.previous, nxt=IRREVERSIBLE
+        setting(pytestconfig, "drill_target"), previous=target.releases.previous, nxt=release
     )
     record_property("check_migrations_s", round(time.monotonic() - started, 1))
     record_property("check_migrations_phase3_safe", str(trip.phase3_safe))
@@ -120,26 +141,62 @@ def test_irreversible_release_falls_back_from_phase_4_to_phase_5(
     )
     assert trip.failed is None, f"check-migrations did not complete: {trip.failed}"
     assert trip.phase3_safe is not None, "check-migrations did not try the previous code"
+    assert trip.irreversible, (
+        f"check-migrations proved every migration of {release} reversible: "
+        "releases.irreversible names a reversible release"
+    )
+    return trip
+
+
+def test_irreversible_release_falls_back_from_phase_4_to_phase_5(
+    drill_target: Target,
+    drill_policy: Policy,
+    request: pytest.FixtureRequest,
+    record_property: RecordProperty,
+    pytestconfig: pytest.Config,
+) -> None:
+    release = irreversible_release(drill_target)
+    record_property("release", release)
+    # the proof the chooser needs, before the drill's own stack starts
+    trip = prove_irreversible(pytestconfig, drill_target, release, record_property)
+    lost = sorted(  # the columns the backward step re-created empty (Phase 4's data check)
+        {
+            f"{loss.table}.{loss.column}"
+            for m in trip.irreversible
+            for loss in m.losses
+            if loss.column and any(word in loss.how for word in SCHEMA_LOSSES)
+        }
+    )
+    record_property("irreversible_columns", ", ".join(lost))
+
+    run: DrillRun = request.getfixturevalue("drill_run")
+    plan_defects: DefectLog = request.getfixturevalue("plan_defects")
+    report_dir: Path = request.getfixturevalue("report_dir")
+    drill_record: DrillSummary = request.getfixturevalue("drill_record")
+    stack, rel = run.stack, run.stack.target.releases
 
     run.capture_baseline()
     run.backup()
-    fault = flaky_irreversible(run)
-    fault.apply()  # deployed through the harness (guarded); the monitor starts
-    run.mark("fault live", fault=fault.name)
-    fault.verify_effect(timeout_s=60)
-    monitor = run.start_monitor()
-    decision: Decision = monitor.wait_for_decision(
-        lambda d: d.is_rollback() and d.trigger_id == TRIGGER,
-        timeout_s=run.policy.scale(600) + 30,
-        what=f"a rollback decision of {TRIGGER}",
+    build_release(
+        stack.workspace,
+        release,
+        stack.target.overlay_dir(release),
+        base=rel.next,
+        marker_file=rel.marker_file,
     )
-    run.mark(f"decision {TRIGGER}")
-    record_property("trigger", TRIGGER)
-    record_property("decision", f"{decision.kind}:{decision.action}")
-    record_property("measured_value", decision.value)
-    record_property("threshold", decision.threshold)
-    live = fault.live_at or run.source.not_before or decision.time
-    record_property("time_to_detect_s", round(decision.time - live, 2))
+    fault = error_rate_defect(run, release, drill_policy, record_property)
+    try:
+        decision = detect(
+            run,
+            TRIGGER,
+            origin=origin_of(run, fault),
+            budget_s=drill_policy.detect_budget_s(TRIGGER),
+            record_property=record_property,
+        ).decision
+    finally:
+        if isinstance(fault, PauseContainers):
+            fault.revert()  # the infrastructure repaired: the rollback does not race it
+            run.mark("fault reverted")
 
     state = deployment_state(stack, rel.previous, previous_runs_on_schema=trip.phase3_safe)
     chosen = choose_phases(decision, state, stack.target)
@@ -161,17 +218,18 @@ def test_irreversible_release_falls_back_from_phase_4_to_phase_5(
         record=drill_record,
         record_property=record_property,
     )
-    fault.abandon("replaced by the rollback")
+    if isinstance(fault, FaultyRelease):
+        fault.abandon("replaced by the rollback")
     loss = result.data_loss
     record_property("data_loss", loss.describe() if loss is not None else "not measured")
     checks = fallback_checks(result, 4, "data not restored")
+    error = result.failure.error if result.failure is not None else ""
     checks.append(
         CheckResult(
-            "Phase 4 named the data it could not restore",
-            result.failure is not None
-            and "chat_session_chatsession.updated_at" in result.failure.error,
-            result.failure.error if result.failure is not None else None,
-            "chat_session_chatsession.updated_at: rows not restored",
+            "Phase 4 named the data it could not restore (the columns check-migrations named)",
+            bool(lost) and all(f"{column}:" in error for column in lost),
+            error or None,
+            "; ".join(f"{column}: rows not restored" for column in lost) or "(none named)",
         )
     )
     checks += verify_after_fallback(

@@ -138,6 +138,9 @@ class Releases(_Strict):
     overlays: dict[str, str] = {}
     exclude: list[str] = []
     marker_file: str | None = None  # a file the run writes the release's name into
+    # a release (of ``overlays``) with a migration that cannot go back: the irreversible
+    # whole drill deploys it (drills/test_whole_irreversible.py)
+    irreversible: str | None = None
 
     @property
     def from_git(self) -> bool:
@@ -292,6 +295,16 @@ def load_target(path: Path) -> Target:
         raise TargetError(f"{path}: field 'releases.next': the same as releases.previous")
     if rel.stable_tag in (rel.previous, rel.next):
         raise TargetError(f"{path}: field 'releases.stable_tag': a name of its own is needed")
+    if rel.irreversible is not None and rel.irreversible not in rel.overlays:
+        raise TargetError(
+            f"{path}: field 'releases.irreversible': '{rel.irreversible}' is not a release of "
+            "releases.overlays (it is built on top of releases.next)"
+        )
+    if rel.irreversible is not None and rel.irreversible == rel.next:
+        raise TargetError(
+            f"{path}: field 'releases.irreversible': the same as releases.next (the drill "
+            "deploys it on top of next)"
+        )
     if rel.from_git:
         return _git_releases(path, target, project_dir)
     if rel.repository is not None:

@@ -88,6 +88,32 @@ def test_the_example_stack_target_loads() -> None:
     assert target.images["nginx:1.22"] == "rollback-drill/nginx:bookworm"
 
 
+def test_the_irreversible_release_is_named_by_both_targets() -> None:
+    example = load_target(REFERENCE_TARGET.parent.parent / "examples/notes/target.yaml")
+    assert example.releases.irreversible == "v2-irreversible"
+    reference = load_target(REFERENCE_TARGET)
+    assert reference.releases.irreversible == "hybrid-irreversible-migration"
+
+
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        ("nope", "'nope' is not a release of releases.overlays"),
+        ("hybrid", "the same as releases.next"),
+    ],
+)
+def test_the_irreversible_release_is_one_of_the_overlays(
+    tmp_path: Path, name: str, said: str
+) -> None:
+    path = _reference_with(
+        tmp_path,
+        "  irreversible: hybrid-irreversible-migration\n",
+        f"  irreversible: {name}\n",
+    )
+    with pytest.raises(TargetError, match=f"field 'releases.irreversible': {said}"):
+        load_target(path)
+
+
 # Releases as git refs (tests/team_repo.py builds the team's repository).
 
 
