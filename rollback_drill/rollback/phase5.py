@@ -80,7 +80,9 @@ def emergency_restore(run: PhaseRun) -> None:
     run.compose("build", "build", timeout=900)
     run.compose("up", "up", "-d")
     stack.forget_ports()
-    services = [s.nginx, s.wsgi, s.asgi, s.postgres, s.redis]
+    # the roles the stable release has: a release before the hybrid one may have no ASGI role
+    defined = run.compose("services", "config", "--services", timeout=60).stdout.split()
+    services = [r for r in (s.nginx, s.wsgi, s.asgi, s.postgres, s.redis) if r in defined]
 
     def healthy() -> str:
         stack.wait_healthy(services, timeout_s=180)
