@@ -152,15 +152,22 @@ def assert_no_decision(
     observe_s: float,
     record_property: Callable[[str, object], None],
     kinds: frozenset[DecisionKind] = ROLLBACK | DEFERRED,
+    since: float | None = None,
 ) -> None:
-    """Watch for ``observe_s``: ``trigger`` must decide nothing of ``kinds`` meanwhile."""
+    """Watch for ``observe_s``: ``trigger`` must decide nothing of ``kinds`` meanwhile (with
+    ``since``: from then on -- what the deployment itself decided before a fault is not the
+    fault's; it is recorded as ``decision_before_fault``)."""
     monitor = run.monitor
     assert monitor is not None
     deadline = time.monotonic() + observe_s
     while time.monotonic() < deadline:  # the observation period is what is measured
         time.sleep(0.5)
         assert monitor.error is None, monitor.error
-    decided = [d for d in monitor.snapshot() if d.trigger_id == trigger and d.kind in kinds]
+    matching = [d for d in monitor.snapshot() if d.trigger_id == trigger and d.kind in kinds]
+    decided = [d for d in matching if since is None or d.time >= since]
+    earlier = [d.message for d in matching if d not in decided]
+    if earlier:
+        record_property("decision_before_fault", earlier[0])
     record_property("trigger", trigger)
     record_property("observed_s", round(observe_s, 1))
     record_property("decision", "none" if not decided else decided[0].message)

@@ -72,6 +72,30 @@ QUOTA_STEP = 0.9  # each step keeps 90 % of the quota: ~30 % more P95 per step n
 QUOTA_FLOOR = 0.5  # x the CPU in use: below it the load's deadline fails requests outright
 
 
+def wait_p95_settled(run: DrillRun, category: str, *, timeout_s: float = 60.0) -> None:
+    """Until one step (half the P95 rule's window) of the load's ``category`` P95 reads under
+    the degradation rule's multiple of its baseline: a freshly deployed WSGI server's warm-up
+    (3.6x for the first seconds on the example stack) is not the fault's level."""
+    scope = Scope.category(category)
+    base = baseline_value(run, "p95_pre_hybrid", scope)
+    limit = run.policy.rule("performance_degradation").condition.threshold
+    assert limit is not None
+    step_s = run.policy.scale(run.policy.rule("wsgi_p95_latency").window_s) / 2
+    deadline = time.time() + timeout_s
+    while True:
+        sleep_until(time.time() + step_s)
+        reading = run.source.read(Metric.P95_LATENCY, scope, step_s, time.time())
+        level = (reading.value or 0.0) / base
+        if reading.value is not None and level < limit:
+            run.mark("p95 settled after the deployment", level=round(level, 3))
+            return
+        if time.time() >= deadline:
+            raise FaultError(
+                f"the {category} P95 stayed at {level:.2f}x its baseline for {timeout_s:.0f} s "
+                f"after the deployment: no quota can be aimed from it"
+            )
+
+
 def aim_cpu_quota(
     run: DrillRun,
     fault: CpuQuota,

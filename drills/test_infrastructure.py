@@ -74,7 +74,7 @@ from rollback_drill.report import DrillSummary
 from rollback_drill.target import Target
 
 from ._baselines import settled_baseline
-from ._levels import QUOTA_START, aim_cpu_quota, check_aimed_level
+from ._levels import QUOTA_START, aim_cpu_quota, check_aimed_level, wait_p95_settled
 from ._support import (
     ROLLBACK,
     RecordProperty,
@@ -171,7 +171,9 @@ def drop_to_redis(run: DrillRun, level: float) -> Fault:
 
 def throttle_wsgi(run: DrillRun, level: float) -> Fault:
     """A CFS quota on the WSGI containers, first at ``QUOTA_START`` x the CPU they use under
-    this load; :func:`aim_wsgi_p95` then steps it down to the aimed P95 (the level)."""
+    this load once the deployed release's P95 has settled; :func:`aim_wsgi_p95` then steps
+    it down to the aimed P95 (the level)."""
+    wait_p95_settled(run, "crud")
     used = cpu_in_use(run, run.stack.target.services.wsgi)
     run.journal.event("fault", "cpu in use", service=run.stack.target.services.wsgi, cpus=used)
     return CpuQuota(run.stack, run.stack.target.services.wsgi, cpus=used * QUOTA_START)
@@ -388,7 +390,12 @@ def test_infrastructure_fault(
             # the twin: nothing of its trigger over the time its row above would decide in
             left = max(0.0, origin + budget - time.time())
             assert_no_decision(
-                run, row.trigger, observe_s=left, record_property=record_property, kinds=ROLLBACK
+                run,
+                row.trigger,
+                observe_s=left,
+                record_property=record_property,
+                kinds=ROLLBACK,
+                since=origin,
             )
             return
         decision = detect(

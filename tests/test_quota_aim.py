@@ -90,3 +90,17 @@ def test_gives_up_at_the_floor_with_the_steps_in_the_error() -> None:
     with pytest.raises(FaultError, match=r"did not put the crud P95 at 2\.5x"):
         aim(fault, lambda cpus: BASE, 2.5, None)
     assert min(fault.set) >= 0.66 * _levels.QUOTA_FLOOR / _levels.QUOTA_START
+
+
+def test_waits_for_the_deployed_release_to_settle_before_aiming() -> None:
+    levels = iter([3.6, 2.1, 1.2])
+    fault = FakeQuota(0.66)
+    run = fake_run(fault, lambda cpus: BASE * next(levels))
+    _levels.wait_p95_settled(run, "crud")
+    assert next(levels, None) is None  # read until 1.2x, under the degradation rule's 1.5x
+
+
+def test_a_release_that_never_settles_is_a_fault_error() -> None:
+    run = fake_run(FakeQuota(0.66), lambda cpus: BASE * 3.0)
+    with pytest.raises(FaultError, match=r"stayed at 3\.00x"):
+        _levels.wait_p95_settled(run, "crud", timeout_s=0.0)
