@@ -30,10 +30,17 @@ The P95 rows aim a CPU quota on the WSGI containers by feedback: a quota's P95 d
 host (on the example stack it is a cliff, ~1x at 2x the CPU in use, ~5x at 1.6x, timeouts at
 0.8x, moving with the host's other load), so the quota is stepped down until the load's CRUD
 P95 holds the aim for two steps (``_levels.aim_cpu_quota``); the origin is when that quota went
-live. The row past "> 2x" aims at the policy's ``wsgi_p95_trigger`` level, its twin at
-``p95_evaluate_band`` (1.6x: "1.5-2x, evaluate") and must make no rollback decision; nginx's
-access log checks either level where the target logs one. Both aim from a settled baseline
-(``settled_baseline``): a fresh stack's first seconds of load are its warm-up.
+live. The row aims at the policy's ``wsgi_p95_trigger`` level (2.5x), from a settled baseline
+(``settled_baseline``: a fresh stack's first seconds of load are its warm-up) and once the
+deployed release's own P95 has settled; nginx's access log checks the level where the target
+logs one.
+
+The P95 twin (1.5-2x: evaluate, aimed at ``p95_evaluate_band``, 1.6x) was tried with the same
+stepped quota and does not land on the example stack: its settled CRUD baseline P95 was 12 ms in
+that run (12-38 ms between runs), so the band is 18-24 ms, and the freshly deployed v2 sat at
+2.5-3x of it with the quota still at 2x the use (the steps loosened it to 2.3x, the monitor
+escalated wsgi_p95_latency at 2.6-3.0x meanwhile): the host's noise is wider than the band.
+It stays in ``test_matrix_bands.py``, on the reference releases, like the error-rate twin.
 
 The error-rate twin (5-10 %: evaluate) has no app-independent injector: a packet rule counts
 packets, not requests -- nginx keeps keep-alive connections to the WSGI server (both stacks),
@@ -128,10 +135,6 @@ def everything(policy: Policy) -> float:
 
 def p95_over(policy: Policy) -> float:
     return policy.level("wsgi_p95_trigger")  # "> 2x baseline": 2.5x
-
-
-def p95_evaluate(policy: Policy) -> float:
-    return policy.level("p95_evaluate_band")  # "1.5-2x: evaluate": 1.6x
 
 
 # ---- faults, built from target fields only --------------------------------------------------
@@ -330,19 +333,6 @@ ROWS = [
             level_p95="crud",
         ),
         id="wsgi_p95_latency-cpu_quota",
-    ),
-    pytest.param(
-        Row(
-            "wsgi_p95_latency",
-            "wsgi",
-            throttle_wsgi,
-            p95_evaluate,
-            False,
-            lambda p: window_budget(p, "wsgi_p95_latency"),
-            aim_live=aim_wsgi_p95,
-            level_p95="crud",
-        ),
-        id="wsgi_p95_latency-cpu_quota_evaluate_band-no_rollback",
     ),
 ]
 
