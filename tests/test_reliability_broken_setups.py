@@ -102,7 +102,9 @@ def failures(junit: Path) -> dict[str, str]:
 
 
 def run_drills(cwd: Path, args: list[str], junit: Path, timeout_s: float) -> dict[str, str]:
-    proc = DrillProcess(cwd, [f"--junitxml={junit}", "--drill-require-docker", *args])
+    proc = DrillProcess(
+        cwd, [f"--junitxml={junit}", "--drill-require-docker", *args], out_dir=junit.parent
+    )
     client = docker.from_env()
     try:
         code = proc.finish(timeout_s)
