@@ -14,6 +14,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -233,8 +234,6 @@ def test_restarts_crashes_and_ooms_per_service(docker_client: Any, containers: C
         # an operator restart: a restart, not a crash
         idle = containers.run("restarted", IDLE)
         idle.restart(timeout=5)
-        # the OOM killer: a crash and an oom, no restart (no policy)
-        oom = containers.run("oom", ["tail", "/dev/zero"], mem_limit="16m", memswap_limit="16m")
         wait_for(
             lambda: (events.count("dies", "crashloop"), events.count("restarts", "restarted")),
             lambda v: v == (4, 1),
@@ -243,20 +242,26 @@ def test_restarts_crashes_and_ooms_per_service(docker_client: Any, containers: C
             interval_s=0.1,
         )
 
-        def oom_seen() -> tuple[int, int, str, bool]:
-            oom.reload()
-            return (
-                events.count("ooms", "oom"),
-                events.count("dies", "oom"),
-                oom.status,
-                bool(oom.attrs["State"].get("OOMKilled")),
+        # the OOM killer: a crash and an oom, no restart (no policy). Docker itself now and then
+        # misses an OOM kill on this host's cgroup v1 (the kernel's log shows the kill, yet
+        # State.OOMKilled stays false and no oom event is sent): the collector can only count
+        # what Docker reports, so such a run is repeated once, and every die is still counted.
+        attempts = 0
+        for attempts in (1, 2):  # noqa: B007 (the count is asserted below)
+            oom = containers.run("oom", ["tail", "/dev/zero"], mem_limit="16m", memswap_limit="16m")
+            wait_for(
+                partial(state, oom), lambda s: s == "exited", timeout_s=20, what="the OOM kill"
             )
-
+            oom.reload()
+            if oom.attrs["State"].get("OOMKilled"):
+                break
+        else:
+            pytest.fail("Docker recorded no OOM kill in two runs (State.OOMKilled false)")
         wait_for(
-            oom_seen,
-            lambda v: v[:2] == (1, 1),
+            lambda: (events.count("ooms", "oom"), events.count("dies", "oom")),
+            lambda v: v == (1, attempts),
             timeout_s=20,
-            what="the oom event and its die (ooms, dies, status, OOMKilled)",
+            what=f"the oom event and {attempts} die(s) (ooms, dies)",
             interval_s=0.1,
         )
         wait_for(
@@ -275,7 +280,7 @@ def test_restarts_crashes_and_ooms_per_service(docker_client: Any, containers: C
         )
         assert events.count("crashes", "restarted") == 0
         assert events.count("dies", "restarted") == 1
-        assert events.count("crashes", "oom") == 1
+        assert events.count("crashes", "oom") == attempts
         assert events.count("restarts", "oom") == 0
         assert events.count("restarts") == 4  # every service
         # event times are the daemon's, mapped onto the monotonic clock
