@@ -210,59 +210,36 @@ class Announcement:
             author=self.author,
         )
 
-    def completion(self, completed: float, phases: str, result: str) -> str:
-        return COMPLETION.format(
+    def _ended(self, template: str, end: float, **fields: str) -> str:
+        """A message of the rollback's end: ``template`` with its start, end and duration."""
+        return template.format(
             subject=SUBJECT,
             started=_clock(self.started),
-            completed=_clock(completed),
-            duration=completed - self.started,
-            phases=phases,
-            result=result,
+            completed=_clock(end),
+            duration=end - self.started,
             author=self.author,
+            **fields,
         )
+
+    def completion(self, completed: float, phases: str, result: str) -> str:
+        return self._ended(COMPLETION, completed, phases=phases, result=result)
 
     def fallback_completion(
         self, completed: float, phases: str, failed: str, loss: str, result: str
     ) -> str:
         """The message when a phase failed and the Phase 5 emergency fallback rolled back:
         the failed phase and why, and the data-loss window Phase 5 cost."""
-        return FALLBACK.format(
-            subject=SUBJECT,
-            started=_clock(self.started),
-            completed=_clock(completed),
-            duration=completed - self.started,
-            phases=phases,
-            failed=failed,
-            loss=loss,
-            result=result,
-            author=self.author,
+        return self._ended(
+            FALLBACK, completed, phases=phases, failed=failed, loss=loss, result=result
         )
 
     def interruption(self, stopped: float, phases: str, done: str, why: str) -> str:
         """The message when the rollback was stopped from outside (not by a failing step)."""
-        return INTERRUPTED.format(
-            subject=SUBJECT,
-            started=_clock(self.started),
-            completed=_clock(stopped),
-            duration=stopped - self.started,
-            phases=phases,
-            done=done,
-            result=why,
-            author=self.author,
-        )
+        return self._ended(INTERRUPTED, stopped, phases=phases, done=done, result=why)
 
     def failure(self, stopped: float, phases: str, done: str, why: str) -> str:
         """The message when the rollback failed: what was rolled back, and the failure."""
-        return FAILED.format(
-            subject=SUBJECT,
-            started=_clock(self.started),
-            completed=_clock(stopped),
-            duration=stopped - self.started,
-            phases=phases,
-            done=done,
-            result=why,
-            author=self.author,
-        )
+        return self._ended(FAILED, stopped, phases=phases, done=done, result=why)
 
     def update(self, number: int, now: float, state: str) -> str:
         return UPDATE.format(
