@@ -11,7 +11,7 @@ back. The drill deploys it with a defect of the kind the plan guards against, pu
 rate past its threshold (an immediate rollback): where the target ships the reference app's
 WSGI defect overlay built on it (``hybrid-irreversible-flaky-crud``), the release's new CRUD
 middleware fails the policy's share of the CRUD requests (``drills.levels``:
-``irreversible_release_error_rate``); on any other target, where the app cannot help, the WSGI
+``crud_code_error_rate``); on any other target, where the app cannot help, the WSGI
 role's containers are paused (an infrastructure fault, as ``test_infrastructure.py``'s
 error-rate row) and resumed once the monitor has decided, before the rollback starts.
 
@@ -59,7 +59,7 @@ from ._abort_support import fallback_checks, rollback_with_ledger, verify_after_
 from ._support import RecordProperty, detect, origin_of
 
 FLAKY = "hybrid-irreversible-flaky-crud"  # the reference app's defect overlay on the release
-LEVEL = "irreversible_release_error_rate"  # drills.levels: the share of CRUD requests failing
+LEVEL = "crud_code_error_rate"  # drills.levels: the share of CRUD requests failing
 CRUD_PATHS = ("/api/models/", "/api/sessions/")
 TRIGGER = "error_rate"
 PRESCRIBED = (1, 4, 3)  # the plan for a code defect whose schema the previous code cannot run
