@@ -148,13 +148,16 @@ class DeploymentLock:
     def is_held(self) -> bool:
         return self.path.exists()
 
-    def release(self, info: LockInfo) -> None:
-        """Release a lock this holder took; a lock now held by someone else is left alone."""
+    def release(self, info: LockInfo, *, taken_over_ok: bool = False) -> None:
+        """Release a lock this holder took; a lock now held by someone else is left alone
+        (and said, unless ``taken_over_ok``: a rollback that stopped this holder keeps it)."""
         with self._guard():
             current = self.holder()
             if current is None:
                 return
             if not current.same_holder(info):
+                if taken_over_ok:
+                    return
                 raise LockHeld(f"deployment lock {self.path} is now held by {current.describe()}")
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
@@ -173,10 +176,8 @@ class DeploymentLock:
         info = self.acquire(holder, token=token, release=release)
         try:
             yield info
-        finally:
-            current = self.holder()
-            if current is not None and current.same_holder(info):
-                self.release(info)
+        finally:  # checked under the lock's guard: a takeover between check and unlink stays
+            self.release(info, taken_over_ok=True)
 
     # ---- internals ------------------------------------------------------------------------
     def _link(self, info: LockInfo) -> bool:
