@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from rollback_drill.decisions import Reading
 from rollback_drill.drill import DrillRun
 from rollback_drill.errors import FaultError
-from rollback_drill.faults import CpuQuota, FaultyRelease
+from rollback_drill.faults import FaultyRelease, PauseCycle
 from rollback_drill.faults import faulty_releases as releases
 from rollback_drill.metrics import Metric, Scope
 from rollback_drill.policy import Policy
@@ -59,21 +59,22 @@ def slow_release(run: DrillRun, category: str, factor: float) -> SlowRelease:
     return SlowRelease(fault, category, factor, base, hist, delay_ms)
 
 
-# A CPU quota aimed at a P95 multiple: the WSGI containers' P95 under a CFS quota is a cliff
-# that moves with the host's other load. Measured on the example stack at 40 req/s (2 cores, a
-# quota of m x the CPU the containers used unthrottled, CRUD P95 over 9 s): m = 2.0 and 3.0
-# left it at the unthrottled 30-40 ms; 1.6: ~200 ms; 1.3: ~340 ms; 1.1: ~630 ms; 0.8: 2 s (the
-# load's deadline: errors, not latency). A quota of 1/4 of the use (the first version of this
-# drill) put every request past the deadline: error_rate decided, the P95 never did. So the
-# quota is stepped down from QUOTA_START x the use, one step of the rule's half window at a
-# time, until the load's own P95 holds the aim for two steps in a row.
-# Still too coarse at the cliff: on the reference stack the steps read 0.89x, 0.89x, 2.03x,
-# 1.65x (0.25 CPUs), then 9.6x and 8.9x at 0.2255 CPUs (one 10 % step): detected in 6.9 s, but
-# nginx measured 5.5x against the 2.5x aim (tolerance 0.5). A bisection between the last quota
-# under the aim and the first past it is the next step.
-QUOTA_START = 2.0  # x the CPU in use: no effect on the P95 measured at 2.0
-QUOTA_STEP = 0.9  # each step keeps 90 % of the quota: ~30 % more P95 per step near the cliff
-QUOTA_FLOOR = 0.5  # x the CPU in use: below it the load's deadline fails requests outright
+# A pause cycle aimed at a P95 multiple (``faults.PauseCycle``; its docstring says why not a CPU
+# quota). The share of the time frozen is fixed and the pause's length is the knob: the P95
+# rise is about pause x (1 - 0.05 / share), growing with the pause and no cliff in between. The
+# first pause is a part of that estimate (the level nears its aim from below, not past the
+# threshold of the row's trigger); each window after it the pause is scaled by the rise still
+# wanted over the rise read, at most halved or doubled per step, until the load's own P95 holds
+# the aim (within the policy's tolerance) over two windows in a row.
+PAUSE_SHARE = 0.2  # of the time frozen: the P95 sits ~3/4 into a pause (1 - 0.05 / 0.2)
+PAUSE_APPROACH = 0.6  # the first pause: this part of the estimate
+PAUSE_MAX_MS = 1000.0  # a frozen second meets the load's deadline: errors, not latency
+AIM_WINDOWS = 10  # windows read before the aim is given up
+
+
+def pause_estimate_ms(rise_s: float) -> float:
+    """The pause (ms) whose cycle at ``PAUSE_SHARE`` adds ``rise_s`` to the P95."""
+    return 1000.0 * rise_s / (1.0 - 0.05 / PAUSE_SHARE)
 
 
 def wait_p95_settled(run: DrillRun, category: str, *, timeout_s: float = 60.0) -> None:
@@ -100,50 +101,68 @@ def wait_p95_settled(run: DrillRun, category: str, *, timeout_s: float = 60.0) -
             )
 
 
-def aim_cpu_quota(
+def first_pause_ms(run: DrillRun, aimed: float, category: str) -> float:
+    """The pause a cycle starts with to aim ``category``'s P95 at ``aimed`` x its baseline."""
+    base = baseline_value(run, "p95_pre_hybrid", Scope.category(category))
+    return PAUSE_APPROACH * pause_estimate_ms((aimed - 1.0) * base)
+
+
+def aim_pause_cycle(
     run: DrillRun,
-    fault: CpuQuota,
+    fault: PauseCycle,
     aimed: float,
     *,
     below: float | None,
     category: str,
     record_property: RecordProperty,
 ) -> float:
-    """Step ``fault``'s quota (applied at ``QUOTA_START`` x the use) until the load's
-    ``category`` P95 reads ``aimed`` x its baseline or more (and, with ``below``, less than
-    ``below`` x) over two consecutive steps of half the P95 rule's window; a reading at or
-    past ``below`` loosens the quota by half a step. Returns when the quota that held went
-    live: the drill's origin. :class:`FaultError` when the floor is reached first."""
+    """Tune ``fault``'s pause until the load's ``category`` P95 reads ``aimed`` x its
+    baseline, within half the policy's P95 tolerance either side (and, with ``below``, under
+    ``below`` x), in two consecutive windows of the P95 rule (each read once it holds only
+    data from the pause in force). Returns when the pause that held went live: the drill's
+    origin. :class:`FaultError` when the pause would pass ``PAUSE_MAX_MS`` or
+    ``AIM_WINDOWS`` windows pass first."""
     scope = Scope.category(category)
     base = baseline_value(run, "p95_pre_hybrid", scope)
-    step_s = run.policy.scale(run.policy.rule("wsgi_p95_latency").window_s) / 2
-    floor = fault.cpus * QUOTA_FLOOR / QUOTA_START
+    window_s = run.policy.scale(run.policy.rule("wsgi_p95_latency").window_s)
+    half = run.policy.drills.level_tolerance.p95_relative * aimed / 2
+    low, high = aimed - half, aimed + half
+    if below is not None:
+        high = min(high, below)
     live = fault.live_at or time.time()
     held = 0
     steps: list[tuple[float, float]] = []
+
+    def give_up(why: str) -> FaultError:
+        record_property("pause_steps", steps)
+        return FaultError(
+            f"a pause cycle did not put the {category} P95 at {aimed:g}x its baseline: {why} "
+            f"(steps: pause ms, level: {steps})"
+        )
+
     while True:
-        sleep_until(live + (held + 1) * step_s)
-        reading = run.source.read(Metric.P95_LATENCY, scope, step_s, time.time())
+        sleep_until(live + (held + 1) * window_s + 1.0)
+        reading = run.source.read(Metric.P95_LATENCY, scope, window_s, time.time())
         level = (reading.value or 0.0) / base
-        steps.append((round(fault.cpus, 4), round(level, 3)))
-        if level >= aimed and (below is None or level < below):
+        steps.append((round(fault.pause_ms, 1), round(level, 3)))
+        if low <= level <= high:
             held += 1
             if held == 2:
                 break
             continue
+        if len(steps) >= AIM_WINDOWS:
+            raise give_up(f"{AIM_WINDOWS} windows read")
         held = 0
-        cpus = fault.cpus / QUOTA_STEP**0.5 if below is not None and level >= below else None
-        cpus = cpus or fault.cpus * QUOTA_STEP
-        if cpus < floor:
-            record_property("quota_steps", steps)
-            raise FaultError(
-                f"a CPU quota down to {floor:.3f} CPUs did not put the {category} P95 at "
-                f"{aimed:g}x its baseline (steps: quota, level: {steps})"
-            )
-        live = fault.set_cpus(cpus)
-    record_property("quota_steps", steps)
-    record_property("quota_cpus", round(fault.cpus, 4))
-    run.mark("quota on its aim", cpus=round(fault.cpus, 4), level=steps[-1][1])
+        rise = max(level - 1.0, 0.05)  # a reading at or under the baseline: double the pause
+        pause = fault.pause_ms * min(2.0, max(0.5, (aimed - 1.0) / rise))
+        if pause > PAUSE_MAX_MS:
+            raise give_up(f"the pause would pass {PAUSE_MAX_MS:.0f} ms")
+        live = fault.set_pause(pause)
+    record_property("pause_steps", steps)
+    record_property("pause_ms", round(fault.pause_ms, 1))
+    record_property("pause_period_ms", round(fault.period_ms, 1))
+    record_property("frozen_share", fault.frozen_share())
+    run.mark("pause on its aim", pause_ms=round(fault.pause_ms, 1), level=steps[-1][1])
     return live
 
 

@@ -21,6 +21,7 @@ from rollback_drill.faults import (
     MemoryLimit,
     PacketFault,
     PauseContainers,
+    PauseCycle,
     PostgresConnectionExhaustion,
     PostgresTerminate,
     RedisClientKill,
@@ -29,6 +30,7 @@ from rollback_drill.faults import (
     StopContainers,
 )
 from rollback_drill.faults import faulty_releases as releases
+from rollback_drill.faults.containers import Freezer
 from rollback_drill.fixtures.stack import running_stack
 from rollback_drill.journal import Journal
 from rollback_drill.stack import RUN_LABEL, Stack
@@ -103,6 +105,10 @@ CASES: list[tuple[str, S]] = [
     ("restart asgi x2", lambda s: RestartContainers(s, s.target.services.asgi, times=2)),
     ("crash asgi x2", lambda s: CrashProcess(s, s.target.services.asgi, times=2)),
     ("cpu quota wsgi", lambda s: CpuQuota(s, s.target.services.wsgi, cpus=0.25)),
+    (
+        "pause cycle wsgi",
+        lambda s: PauseCycle(s, s.target.services.wsgi, pause_ms=50, share=0.2),
+    ),
     ("memory wsgi 90%", lambda s: MemoryLimit(s, s.target.services.wsgi, target_ratio=0.9)),
     ("reset into asgi", lambda s: PacketFault(s, s.target.services.asgi, port=8000, every=2)),
     (
@@ -126,6 +132,26 @@ CASES: list[tuple[str, S]] = [
 @pytest.mark.parametrize(("name", "make"), CASES, ids=[c[0] for c in CASES])
 def test_infrastructure_fault(hybrid_stack: Stack, traffic: None, name: str, make: S) -> None:
     exercise(hybrid_stack, make(hybrid_stack))
+
+
+def test_pause_cycle_freezes_and_thaws_in_the_kernel(hybrid_stack: Stack) -> None:
+    """The kernel's own freezer state, sampled while the cycle runs: frozen in turns, and
+    thawed after the revert (not the cycle's own bookkeeping)."""
+    wsgi = hybrid_stack.target.services.wsgi
+    fault = PauseCycle(hybrid_stack, wsgi, pause_ms=100, share=0.5)
+    seen: set[bool] = set()
+    try:
+        fault.apply()
+        freezers = [Freezer(c) for c in hybrid_stack.containers(wsgi)]
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline and len(seen) < 2:
+            seen.add(freezers[0].frozen())
+            time.sleep(0.005)
+    finally:
+        fault.revert()
+    assert seen == {True, False}
+    assert not any(f.frozen() for f in freezers)
+    assert hybrid_stack.http_ok(hybrid_stack.target.paths.health)
 
 
 def test_memory_limit_is_restored_exactly(hybrid_stack: Stack) -> None:

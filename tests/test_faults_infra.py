@@ -3,6 +3,7 @@ revert restores. The real thing runs in tests/test_faults_docker.py (marked ``do
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -16,6 +17,7 @@ from rollback_drill.faults import (
     MemoryLimit,
     PacketFault,
     PauseContainers,
+    PauseCycle,
     RestartContainers,
     StopContainers,
     containers,
@@ -238,3 +240,86 @@ def test_each_packet_fault_has_its_own_comment() -> None:
     one = PacketFault(stack, "backend-asgi", port=8000)
     two = PacketFault(stack, "backend-asgi", port=8000)
     assert one.comment != two.comment and one.comment.startswith("rbd-fault-unit-")
+
+
+def freezer_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, v2: bool = False) -> Path:
+    """A stand-in cgroup directory the pause cycle writes into."""
+    (tmp_path / ("cgroup.freeze" if v2 else "freezer.state")).write_text("0" if v2 else "THAWED")
+    monkeypatch.setattr(containers, "find_cgroup", lambda cid, pid, ctl, files: tmp_path)
+    return tmp_path
+
+
+def wait_cycles(fault: PauseCycle, n: int) -> None:
+    deadline = time.monotonic() + 5.0
+    while len(fault._cycles) < n:
+        assert time.monotonic() < deadline, "the pause cycle made no cycles"
+        time.sleep(0.01)
+
+
+def test_pause_cycle_freezes_in_turns_and_thaws_on_revert(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ValueError, match="share must be between 0 and 1"):
+        PauseCycle(fake_stack(), "x", pause_ms=10, share=1.0)
+    with pytest.raises(ValueError, match="pause_ms must be > 0"):
+        PauseCycle(fake_stack(), "x", pause_ms=0, share=0.2)
+    state = freezer_dir(tmp_path, monkeypatch) / "freezer.state"
+    fault = PauseCycle(fake_stack(FakeContainer("wsgi-1")), "web", pause_ms=20, share=0.25)
+    assert fault.period_ms == 80
+    with pytest.raises(FaultError, match="before apply"):
+        fault.set_pause(30)
+    fault.apply()
+    wait_cycles(fault, 4)
+    effect = fault.verify_effect(timeout_s=2)
+    share = fault.frozen_share()
+    assert share is not None and 0.2 <= share <= 0.6, share  # 20 of every 80 ms, plus the writes
+    assert effect.expected == "frozen 20 ms of every 80 ms"
+    fault.set_pause(40)
+    assert fault.params["pause_ms"] == 40.0 and fault.period_ms == 160
+    fault.revert()
+    assert state.read_text() == "THAWED" and fault._thread is None
+    tuned = [e for e in fault.journal.of_kind("fault") if e.data.get("phase") == "tuned"]
+    assert tuned[0].data["pause_ms"] == 40.0
+
+
+def test_pause_cycle_writes_cgroup_v2s_freeze_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    freeze = freezer_dir(tmp_path, monkeypatch, v2=True) / "cgroup.freeze"
+    fault = PauseCycle(fake_stack(FakeContainer("wsgi-1")), "web", pause_ms=200, share=0.5)
+    fault.apply()
+    deadline = time.monotonic() + 2.0
+    while freeze.read_text() != "1":  # frozen within the first pause
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    fault.revert()  # mid-pause: the revert thaws at once
+    assert freeze.read_text() == "0"
+
+
+def test_a_pause_cycle_that_loses_its_cgroup_stops_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = freezer_dir(tmp_path, monkeypatch) / "freezer.state"
+    fault = PauseCycle(fake_stack(FakeContainer("wsgi-1")), "web", pause_ms=5, share=0.5)
+    fault.apply()
+    wait_cycles(fault, 1)
+    tmp_path.rename(tmp_path.with_name(tmp_path.name + "-gone"))  # the container went away
+    deadline = time.monotonic() + 2.0
+    while fault.error is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    assert not fault.observe().seen and "stopped" in str(fault.observe().measured)
+    with pytest.raises(FaultError, match="the pause cycle stopped"):
+        fault.set_pause(10)
+    fault.revert()  # tolerates the missing cgroup
+    assert not fault.applied and not state.exists()
+
+
+def test_a_pause_cycle_without_a_freezer_cgroup_is_a_fault_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(containers, "find_cgroup", lambda cid, pid, ctl, files: None)
+    fault = PauseCycle(fake_stack(FakeContainer("wsgi-1")), "web", pause_ms=5, share=0.5)
+    with pytest.raises(FaultError, match="no freezer cgroup visible for wsgi-1"):
+        fault.apply()
+    assert not fault.applied

@@ -4,7 +4,7 @@
 ``base``               the protocol: apply / verify_effect / revert, journaled and idempotent
 ``release``            a faulty hybrid release built as a real commit and deployed for real
 ``faulty_releases``    the catalogue of faulty releases (crash loop, leak, session mismatch...)
-``containers``         stop, kill, pause, restart, crash, CPU quota, memory limit
+``containers``         stop, kill, pause, pause cycle, restart, crash, CPU quota, memory limit
 ``network``            drop / reset packets in a container's network namespace (iptables)
 ``datastores``         Redis and PostgreSQL connection kill and exhaustion
 ``complaints``         support tickets filed through the ticket signal's HTTP or file input
@@ -25,6 +25,7 @@ from rollback_drill.faults.containers import (
     KillContainers,
     MemoryLimit,
     PauseContainers,
+    PauseCycle,
     RestartContainers,
     StopContainers,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "MemoryLimit",
     "PacketFault",
     "PauseContainers",
+    "PauseCycle",
     "PostgresConnectionExhaustion",
     "PostgresTerminate",
     "ProbeLoop",

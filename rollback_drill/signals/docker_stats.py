@@ -123,23 +123,33 @@ def reading_from_api(memory_stats: Mapping[str, Any]) -> MemoryReading | None:
 
 def find_memory_cgroup(container_id: str, pid: int, root: Path = CGROUP_ROOT) -> Path | None:
     """The container's memory cgroup directory, from its init process, else the usual paths."""
+    files = ("memory.usage_in_bytes", "memory.current")
+    return find_cgroup(container_id, pid, "memory", files, root)
+
+
+def find_cgroup(
+    container_id: str, pid: int, controller: str, files: tuple[str, ...], root: Path = CGROUP_ROOT
+) -> Path | None:
+    """The container's cgroup directory of ``controller`` (cgroup v1) or its unified one (v2):
+    the first candidate holding one of ``files``, from its init process's ``/proc/<pid>/cgroup``,
+    else Docker's usual paths (cgroupfs and systemd drivers)."""
     candidates: list[Path] = []
     try:
         for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
             _, controllers, path = line.split(":", 2)
-            if "memory" in controllers.split(","):
-                candidates.append(root / "memory" / path.lstrip("/"))
+            if controller in controllers.split(","):
+                candidates.append(root / controller / path.lstrip("/"))
             elif controllers == "":
                 candidates.append(root / path.lstrip("/"))
     except (OSError, ValueError):
         pass
-    for base in (root / "memory", root):
+    for base in (root / controller, root):
         candidates += [
             base / "docker" / container_id,
             base / "system.slice" / f"docker-{container_id}.scope",
         ]
     for c in candidates:
-        if (c / "memory.usage_in_bytes").exists() or (c / "memory.current").exists():
+        if any((c / f).exists() for f in files):
             return c
     return None
 
