@@ -1,16 +1,19 @@
 """The rollback executor: the plan's phases 1-5 run for real on the stack, timed, recorded.
 
-=============  ==================================================================
-``budgets``    the phases: titles, budgets (from the policy), the one budget rule
-``context``    :class:`RollbackContext`: inputs and the state phases hand on
-``steps``      :class:`PhaseRun`: every step recorded (command, exit, duration, tail)
-``phase1-5``   one module per phase of the plan's Rollback Procedure
-``nginx``      restoring nginx's config with ``nginx -t`` before it is loaded
-``health``     the smoke test and full health check the plan calls but never defines
-``result``     :class:`RollbackResult`, :class:`PhaseResult`, :class:`StepResult`
-``executor``   :func:`run_rollback`: the phases in order, the Phase 5 fallback
-``measure``    medians of phase durations over JUnit reports
-=============  ==================================================================
+=================  ===========================================================================
+``budgets``        the phases: titles, budgets (from the policy), the one budget rule
+``choose``         which phases a decision calls for: the plan's "Use if" lines as rules
+``context``        :class:`RollbackContext`: what a rollback hands on from phase to phase
+``steps``          :class:`PhaseRun`: every step recorded (command, exit, duration, tail)
+``phase1-5``       one module per phase of the plan's Rollback Procedure
+``nginx``          restoring nginx's config with ``nginx -t`` before it is loaded
+``health``         the plan's smoke test and full health check; one "containers healthy" rule
+``data_restored``  Phase 4's data check: what the rollback re-created or dropped vs the backup
+``result``         :class:`RollbackResult`, :class:`PhaseResult`, :class:`StepResult`
+``executor``       :func:`run_rollback`: the phases in order, Phase 5 when one fails
+``fallback``       Phase 5 as the fallback: the phase and step that failed, the data it loses
+``measure``        medians of phase durations over JUnit reports
+=================  ===========================================================================
 
 Usage::
 
