@@ -62,23 +62,21 @@ class Step:
         return f"{self.kind} {self.name} (running for {running:.0f} s)"
 
 
-class Journal:
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = path
-        self.events: list[Event] = []
+class Scrubber:
+    """The secrets registered with :meth:`redact`, replaced by ``***`` in any text (and in the
+    strings of dicts, lists and tuples) passed to :meth:`scrub`: the journal's, and the
+    readiness review's (:class:`~rollback_drill.readiness.Review`)."""
+
+    def __init__(self) -> None:
         self._secrets: set[str] = set()
-        self._lock = threading.Lock()
-        self._open: list[Step] = []
-        self.t0 = time.monotonic()  # the progress lines' elapsed time counts from here
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
 
     def redact(self, *secrets: str) -> None:
         self._secrets.update(s for s in secrets if s)
 
     def scrub(self, value: Any) -> Any:
         if isinstance(value, str):
-            for secret in self._secrets:
+            # the longest first: a secret inside another (a password in a URL) hides no part
+            for secret in sorted(self._secrets, key=len, reverse=True):
                 value = value.replace(secret, REDACTED)
             return value
         if isinstance(value, dict):
@@ -86,6 +84,18 @@ class Journal:
         if isinstance(value, list | tuple):
             return [self.scrub(v) for v in value]
         return value
+
+
+class Journal(Scrubber):
+    def __init__(self, path: Path | None = None) -> None:
+        super().__init__()
+        self.path = path
+        self.events: list[Event] = []
+        self._lock = threading.Lock()
+        self._open: list[Step] = []
+        self.t0 = time.monotonic()  # the progress lines' elapsed time counts from here
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
 
     def begin(self, drill: str) -> Event:
         """A drill begins: the progress lines' elapsed time counts from now."""

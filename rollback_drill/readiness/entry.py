@@ -63,10 +63,29 @@ def review(
     target_file: Path | None = None,
 ) -> Review:
     """Review ``target`` for what will break a rollback; changes nothing of the target's, and
-    removes every container it made (they carry the run's labels)."""
+    removes every container it made (they carry the run's labels). The review comes back
+    scrubbed of the run's secrets (:meth:`Review.scrub`): the one way its text leaves."""
     started = time.monotonic()
-    rel_names = tuple(releases or (target.releases.previous, target.releases.next))
-    out = Review(target.name, rel_names)
+    out = Review(target.name, tuple(releases or (target.releases.previous, target.releases.next)))
+    # the environment's secrets, known before the workspace (the run's own come with it)
+    out.redact(*(os.environ.get(name, "") for name in target.env.from_environment))
+    _review(target, out, nginx_test, start, load_rate, concurrency, target_file)
+    out.duration_s = time.monotonic() - started
+    out.scrub()
+    return out
+
+
+def _review(
+    target: Target,
+    out: Review,
+    nginx_test: bool,
+    start: bool,
+    load_rate: float,
+    concurrency: int,
+    target_file: Path | None,
+) -> None:
+    """:func:`review`'s checks, their findings added to ``out``."""
+    rel_names = out.releases
     client = _docker()
     try:
         ws = create_workspace(target)
@@ -85,9 +104,9 @@ def review(
         )
         if client is not None:
             client.close()
-        out.duration_s = time.monotonic() - started
-        return out
+        return
     out.run_id = ws.run_id
+    out.redact(*ws.secrets.all())  # generated for this run, and the passwords
     try:
         checked: dict[str, Release] = {}
         for name in rel_names:
@@ -142,8 +161,6 @@ def review(
 
             sweep(client, f"{RUN_LABEL}={ws.run_id}")
             client.close()
-    out.duration_s = time.monotonic() - started
-    return out
 
 
 def check_deep(

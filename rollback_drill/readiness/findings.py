@@ -1,5 +1,11 @@
 """What the readiness review found: a :class:`Finding` (severity, file and line, the plan step it
-breaks, the fix) and the :class:`Review` that gathers them, printed and written as JSON."""
+breaks, the fix) and the :class:`Review` that gathers them, printed and written as JSON.
+
+A finding's text may carry what a command said or an env value (a failing ``docker compose
+config`` quotes the value it rejects): :meth:`Review.scrub` replaces the run's secrets in every
+finding and checked line, once, as :func:`~rollback_drill.readiness.review` hands the review
+back -- before it is printed, written as JSON, or put in the drill report and its JUnit
+properties."""
 
 from __future__ import annotations
 
@@ -7,6 +13,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from rollback_drill.journal import Scrubber
 
 Severity = Literal["error", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
@@ -46,6 +54,23 @@ class Review:
     checked: list[str] = field(default_factory=list)  # what was checked (or not, and why)
     duration_s: float = 0.0
     run_id: str = ""  # the label of what the review created (all removed when it returns)
+    scrubber: Scrubber = field(default_factory=Scrubber, repr=False, compare=False)
+
+    def redact(self, *secrets: str) -> None:
+        """Values that must not leave the process in the review's text (see :meth:`scrub`)."""
+        self.scrubber.redact(*secrets)
+
+    def scrub(self) -> None:
+        """Every finding's text and every checked line with the secrets replaced by ``***``."""
+        clean = self.scrubber.scrub
+        self.findings = [
+            Finding(
+                **{k: clean(v) for k, v in asdict(f).items() if k != "releases"},
+                releases=tuple(clean(list(f.releases))),
+            )
+            for f in self.findings
+        ]
+        self.checked = clean(self.checked)
 
     def add(self, finding: Finding) -> None:
         for i, old in enumerate(self.findings):
