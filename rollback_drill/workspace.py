@@ -17,6 +17,8 @@ rollback recreates, comes back on the same address, as a real server's does.
 
 The run's Compose override (:mod:`rollback_drill.override`) follows every checkout through the
 repository's ``post-checkout`` hook, so a release that adds a service gets its labels too.
+A workspace that cannot be made says why without the run's secrets (``docker compose config``
+failing in that hook may quote one): they were never anywhere else to be scrubbed from.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rollback_drill import release_refs
-from rollback_drill.errors import StackError, TargetError
+from rollback_drill.errors import DrillError, StackError, TargetError
+from rollback_drill.journal import Scrubber
 from rollback_drill.override import OverrideParams
 from rollback_drill.target import Target, interpolate
 from rollback_drill.traffic import Credentials
@@ -291,8 +294,12 @@ def create_workspace(
         _install_override_hook(root)
         _git(root, "checkout", "-q", "--detach", rel.previous)
         resolved = {field: interpolate(text, env) for field, text in target.references().items()}
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(root, ignore_errors=True)
+        if isinstance(exc, DrillError):  # a checkout's hook quotes compose, which quotes the env
+            scrubber = Scrubber()
+            scrubber.redact(*hidden)
+            exc.args = tuple(scrubber.scrub(list(exc.args)))
         raise
     return Workspace(
         root,

@@ -51,6 +51,7 @@ def _replace(path: Path, old: str, new: str) -> None:
         ("releases/v2/compose.yaml", "NOTES_DEMO_PASSWORD"),  # generated for the run
         # the previous release's config fails: no workspace, the finding is its error
         ("compose.yaml", TOKEN),
+        ("compose.yaml", "NOTES_DEMO_PASSWORD"),
     ],
 )
 def test_a_secret_in_a_findings_text_is_not_shown(
