@@ -97,7 +97,7 @@ def wait_p95_settled(run: DrillRun, category: str, *, timeout_s: float = 60.0) -
         if time.time() >= deadline:
             raise FaultError(
                 f"the {category} P95 stayed at {level:.2f}x its baseline for {timeout_s:.0f} s "
-                f"after the deployment: no quota can be aimed from it"
+                f"after the deployment: no fault can be aimed from it"
             )
 
 
@@ -115,12 +115,19 @@ def aim_pause_cycle(
     below: float | None,
     category: str,
     record_property: RecordProperty,
+    fires_at: float | None = None,
 ) -> float:
     """Tune ``fault``'s pause until the load's ``category`` P95 reads ``aimed`` x its
     baseline, within half the policy's P95 tolerance either side (and, with ``below``, under
-    ``below`` x), in two consecutive windows of the P95 rule (each read once it holds only
-    data from the pause in force). Returns when the pause that held went live: the drill's
-    origin. :class:`FaultError` when the pause would pass ``PAUSE_MAX_MS`` or
+    ``below`` x), in two consecutive windows of the P95 rule, each read once it holds only
+    data from the pause in force.
+
+    Returns the drill's origin: when the pause that held went live -- or, with ``fires_at``
+    (the threshold of the row's trigger), when the first pause that read at or past it did, if
+    that was earlier: a step on the way that overshot the aim is a fault past the threshold
+    too, and the monitor may decide on it (on the notes stack: pauses of 33, 66, 89 and 68 ms;
+    the 89 ms one read past 2x and the monitor decided 6 s after it, a second before the 68 ms
+    one went live). :class:`FaultError` when the pause would pass ``PAUSE_MAX_MS`` or
     ``AIM_WINDOWS`` windows pass first."""
     scope = Scope.category(category)
     base = baseline_value(run, "p95_pre_hybrid", scope)
@@ -130,6 +137,7 @@ def aim_pause_cycle(
     if below is not None:
         high = min(high, below)
     live = fault.live_at or time.time()
+    past: float | None = None  # when the first pause read at or past ``fires_at`` went live
     held = 0
     steps: list[tuple[float, float]] = []
 
@@ -145,6 +153,8 @@ def aim_pause_cycle(
         reading = run.source.read(Metric.P95_LATENCY, scope, window_s, time.time())
         level = (reading.value or 0.0) / base
         steps.append((round(fault.pause_ms, 1), round(level, 3)))
+        if fires_at is not None and level >= fires_at and past is None:
+            past = live
         if low <= level <= high:
             held += 1
             if held == 2:
@@ -163,6 +173,9 @@ def aim_pause_cycle(
     record_property("pause_period_ms", round(fault.period_ms, 1))
     record_property("frozen_share", fault.frozen_share())
     run.mark("pause on its aim", pause_ms=round(fault.pause_ms, 1), level=steps[-1][1])
+    if past is not None and past < live:
+        record_property("origin", "the first pause past the threshold, before the aim held")
+        return past
     return live
 
 

@@ -135,3 +135,20 @@ def test_a_release_that_never_settles_is_a_fault_error() -> None:
     run = fake_run(FakeCycle(1.0), lambda p: BASE * 3.0)
     with pytest.raises(FaultError, match=r"stayed at 3\.00x"):
         _levels.wait_p95_settled(run, "crud", timeout_s=0.0)
+
+
+def test_the_origin_is_the_first_pause_past_the_threshold_when_a_step_overshot() -> None:
+    levels = itertools.chain([1.3, 3.3, 2.6], itertools.repeat(2.6))
+    fault = FakeCycle(33.0)
+    props: dict[str, Any] = {}
+    origin = _levels.aim_pause_cycle(
+        fake_run(fault, lambda p: BASE * next(levels)),
+        fault,  # type: ignore[arg-type]
+        2.5,
+        below=None,
+        fires_at=2.0,
+        category="crud",
+        record_property=props.__setitem__,
+    )
+    assert origin == 101.0  # the 3.3x pause, not the 2.6x one that held (102.0)
+    assert "first pause past the threshold" in props["origin"]
