@@ -188,6 +188,21 @@ class Signals(_Strict):
     postgres_log: bool = True
 
 
+class Rollback(_Strict):
+    """What the executor takes from the stack where the plan writes a production number.
+
+    ``phase2_wsgi_replicas``: Phase 2's "Scale up WSGI containers (if scaled down)", which the
+    plan writes ``--scale backend-wsgi=4``: the WSGI replicas that serve all traffic once ASGI is
+    stopped -- the count your host runs the previous release with (default: the plan's 4).
+    Phase 2 never scales below the replicas running when it starts. The reference target sets
+    1, the topology its baseline is read on and every other rollback path ends on: with the
+    plan's 4 (three of them fresh, 8 gunicorn workers on 2 cores) the checklist compared
+    another topology with that baseline (bench/phase2_replicas.py measures both).
+    """
+
+    phase2_wsgi_replicas: int = Field(default=4, ge=1, le=64)
+
+
 class Target(_Strict):
     schema_: Literal[2] = Field(alias="schema")
     name: str
@@ -207,6 +222,7 @@ class Target(_Strict):
     releases: Releases
     traffic: TrafficProfile
     signals: Signals = Signals()
+    rollback: Rollback = Rollback()
 
     @property
     def read_back(self) -> list[ReadBack]:

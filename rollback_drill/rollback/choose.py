@@ -162,7 +162,8 @@ def phase_commands(phase: int, target: Target, project: str) -> list[str]:
         2: [
             nginx_reload,
             f"{dc} stop {s.asgi}",
-            f"{dc} up -d --scale {s.wsgi}=<replicas before the deployment>",
+            f"{dc} up -d --no-deps --scale {s.wsgi}={target.rollback.phase2_wsgi_replicas} "
+            f"{s.wsgi}",
             f"curl -f http://127.0.0.1:<nginx port>{p.health}",
         ],
         3: [

@@ -3,10 +3,16 @@
 1. restore the pre-deployment nginx config (``nginx.conf.pre-hybrid.bak``), ``nginx -t`` before
    it is loaded (see :mod:`rollback_drill.rollback.nginx`), reload;
 2. stop ``backend-asgi``;
-3. scale ``backend-wsgi`` to 4 -- the plan's ``docker-compose up -d --scale backend-wsgi=4``
-   names no service, so it starts every service, the ASGI just stopped included (plan defect
-   ``phase2-up-restarts-asgi``, shown with ``--dry-run``); the executor scales only
-   ``backend-wsgi`` (``--no-deps``) and waits for the replicas to be healthy;
+3. "Scale up WSGI containers (if scaled down)" -- the plan's ``docker-compose up -d --scale
+   backend-wsgi=4`` names no service, so it starts every service, the ASGI just stopped
+   included (plan defect ``phase2-up-restarts-asgi``, shown with ``--dry-run`` of the plan's
+   line as written); the executor scales only ``backend-wsgi`` (``--no-deps``) and waits for
+   the replicas to be healthy. How many: the plan's 4 is a production host's count; the
+   target's ``rollback.phase2_wsgi_replicas`` (default 4) states what the team's host runs
+   the previous release with, and Phase 2 never scales below the replicas running when it
+   starts. The step ``wsgi_replicas`` records the count and why, before ``scale_wsgi`` runs
+   it. (The reference target sets 1: with the plan's 4 the 1->2 path alone ended on a
+   topology its 1-replica baseline was never read on; bench/phase2_replicas.py.)
 4. health check through nginx; 5. the last 100 lines of ``backend-wsgi``'s logs.
 """
 
@@ -15,11 +21,12 @@ from __future__ import annotations
 from rollback_drill.defects import evidence_of
 from rollback_drill.rollback.nginx import restore_nginx_conf
 from rollback_drill.rollback.steps import PhaseRun
+from rollback_drill.target import Target
 from rollback_drill.wait import wait_until
 
-__all__ = ["WSGI_REPLICAS", "config_rollback"]
+__all__ = ["PLAN_WSGI_REPLICAS", "config_rollback", "wsgi_replicas"]
 
-WSGI_REPLICAS = 4  # the plan's --scale backend-wsgi=4
+PLAN_WSGI_REPLICAS = 4  # the plan's --scale backend-wsgi=4
 LOG_LINES = 100
 
 
@@ -30,6 +37,9 @@ def config_rollback(run: PhaseRun) -> None:
     run.compose("stop_asgi", "stop", s.asgi)
     if run.ctx.probe_plan:
         probe_scale_as_written(run)
+    running = sum(1 for c in stack.containers(s.wsgi) if c.status == "running")
+    replicas, why = wsgi_replicas(t, running)
+    run.action("wsgi_replicas", f"{s.wsgi} replicas: {why}", lambda: f"{s.wsgi}={replicas}")
     run.compose(
         "scale_wsgi",
         "up",
@@ -37,7 +47,7 @@ def config_rollback(run: PhaseRun) -> None:
         "--no-deps",
         "--wait",
         "--scale",
-        f"{s.wsgi}={WSGI_REPLICAS}",
+        f"{s.wsgi}={replicas}",
         s.wsgi,
     )
     stack.forget_ports()
@@ -58,6 +68,22 @@ def config_rollback(run: PhaseRun) -> None:
     )
 
 
+def wsgi_replicas(target: Target, running: int) -> tuple[int, str]:
+    """Phase 2's WSGI replica count and why: the target's ``rollback.phase2_wsgi_replicas``
+    (default the plan's 4), or the ``running`` ones when more -- the plan's step scales up,
+    never down."""
+    wanted = target.rollback.phase2_wsgi_replicas
+    source = (
+        f"the plan's {PLAN_WSGI_REPLICAS}"
+        if wanted == PLAN_WSGI_REPLICAS
+        else f"target {target.name}'s rollback.phase2_wsgi_replicas {wanted}, not the "
+        f"plan's {PLAN_WSGI_REPLICAS}"
+    )
+    if running > wanted:
+        return running, f"{running} running, kept (scale up only; {source})"
+    return wanted, f"{source} ({running} running)"
+
+
 def probe_scale_as_written(run: PhaseRun) -> None:
     """``--dry-run`` the plan's step 3 and see whether it would start the stopped ASGI."""
     s = run.stack.target.services
@@ -67,7 +93,7 @@ def probe_scale_as_written(run: PhaseRun) -> None:
         "up",
         "-d",
         "--scale",
-        f"{s.wsgi}={WSGI_REPLICAS}",
+        f"{s.wsgi}={PLAN_WSGI_REPLICAS}",
         check=False,
     )
     starts = [
@@ -78,7 +104,7 @@ def probe_scale_as_written(run: PhaseRun) -> None:
     if starts:
         run.defect(
             "phase2-up-restarts-asgi",
-            f"`up -d --scale {s.wsgi}={WSGI_REPLICAS}` names no service, so it would start "
+            f"`up -d --scale {s.wsgi}={PLAN_WSGI_REPLICAS}` names no service, so it would start "
             f"{s.asgi} again right after step 2 stopped it",
             evidence_of(f"$ {dry.describe()}  → exit {dry.returncode}", *starts[-2:]),
         )
