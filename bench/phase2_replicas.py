@@ -29,6 +29,22 @@ cores, so 1.0 is both cores busy), and the ratio's course in 5-s slices from the
 replicas were healthy (settle and observed period). Medians per (code, replicas) at the end.
 Everything the run creates is labelled and removed when it ends (also on Ctrl-C); traffic goes
 to 127.0.0.1.
+
+Results, 2026-12-03, 2 cores shared with other sessions' drills (``--reps 3``, then
+``--skip-v1 --reps 2``), CRUD P95 over the checklist's 30-s period, 20 s after healthy:
+
+- host quiet (CPU busy 0.28-0.50): pre-hybrid x1 26.2, 26.4 ms, x4 25.3 ms; hybrid after 1->2
+  x1 16.8, 16.6, 19.4 ms, x4 19.1, 16.7, 18.1 ms (medians 16.8 vs 18.1: +8 %). In steady state
+  the plan's 4 replicas cost CRUD's P95 little, and the hybrid code was no slower than the
+  pre-hybrid one.
+- host busy (0.70-0.90, another session's drills): x1 91 (pre-hybrid), 171, 52 ms, x4 101,
+  52 (pre-hybrid), 69, 115 ms: the neighbours' load, not the replica count, sets the P95
+  (the drills' baselines read 13-148 ms within the same hour).
+- three fresh replicas: in 4 of 5 scale-ups 1->4, the first 10 s after ``up --wait`` returned
+  read 15-37x the baseline (5-s slices: 66x, then 2.9x, then 1.3x) -- every new gunicorn
+  worker's first requests (Django's lazy imports, new DB/Redis connections) while nginx
+  (``resolver valid=2s``) already sends them 3/4 of the traffic; gone before the checklist's
+  20-s settle ends. Scale-downs stall ~2 s (nginx still resolving removed replicas).
 """
 
 from __future__ import annotations
