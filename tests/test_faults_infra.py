@@ -323,3 +323,36 @@ def test_a_pause_cycle_without_a_freezer_cgroup_is_a_fault_error(
     with pytest.raises(FaultError, match="no freezer cgroup visible for wsgi-1"):
         fault.apply()
     assert not fault.applied
+
+
+class FlakyFreeze(FakeContainer):
+    """A container whose first ``fails`` pauses meet runc's "unable to freeze"."""
+
+    def __init__(self, name: str, fails: int, message: str = "unable to freeze: unknown") -> None:
+        super().__init__(name)
+        self.fails, self.message = fails, message
+
+    def pause(self) -> None:
+        if self.fails:
+            self.fails -= 1
+            raise docker.errors.APIError(f"OCI runtime pause failed: {self.message}")
+        super().pause()
+
+
+def test_pause_tries_again_when_runc_could_not_freeze_in_time() -> None:
+    c = FlakyFreeze("wsgi-1", fails=2)
+    fault = PauseContainers(fake_stack(c), "web")
+    fault.apply()
+    assert fault.observe().seen and c.calls == [("pause", None)]
+    retries = [e for e in fault.journal.of_kind("fault") if e.data.get("phase") == "retry"]
+    assert [e.data["attempt"] for e in retries] == [1, 2]
+
+
+def test_pause_gives_up_after_its_tries_and_on_any_other_error() -> None:
+    fault = PauseContainers(fake_stack(FlakyFreeze("wsgi-1", fails=3)), "web")
+    with pytest.raises(FaultError, match="unable to freeze"):
+        fault.apply()
+    other = PauseContainers(fake_stack(FlakyFreeze("wsgi-1", fails=1, message="no such")), "web")
+    with pytest.raises(FaultError, match="no such"):
+        other.apply()
+    assert not fault.applied and not other.applied
