@@ -152,3 +152,10 @@ def test_the_origin_is_the_first_pause_past_the_threshold_when_a_step_overshot()
     )
     assert origin == 101.0  # the 3.3x pause, not the 2.6x one that held (102.0)
     assert "first pause past the threshold" in props["origin"]
+
+
+def test_near_the_aim_the_step_is_halved_geometrically() -> None:
+    levels = itertools.chain([2.9, 2.5], itertools.repeat(2.5))
+    fault = FakeCycle(40.0)
+    aim(fault, lambda p: BASE * next(levels), 2.5)
+    assert fault.set == [pytest.approx(40.0 * (1.5 / 1.9) ** 0.5)]  # not 40 x 1.5/1.9
