@@ -115,19 +115,17 @@ def aim_pause_cycle(
     fault: PauseCycle,
     aimed: float,
     *,
-    below: float | None,
+    fires_at: float,
     category: str,
     record_property: RecordProperty,
-    fires_at: float | None = None,
 ) -> float:
     """Tune ``fault``'s pause until the load's ``category`` P95 reads ``aimed`` x its
-    baseline, within half the policy's P95 tolerance either side (and, with ``below``, under
-    ``below`` x), in two consecutive windows of the P95 rule, each read once it holds only
-    data from the pause in force.
+    baseline, within half the policy's P95 tolerance either side, in two consecutive windows of
+    the P95 rule, each read once it holds only data from the pause in force.
 
-    Returns the drill's origin: when the pause that held went live -- or, with ``fires_at``
-    (the threshold of the row's trigger), when the first pause that read at or past it did, if
-    that was earlier: a step on the way that overshot the aim is a fault past the threshold
+    Returns the drill's origin: when the pause that held went live -- or, when the first pause
+    that read at or past ``fires_at`` (the threshold of the row's trigger) did, if that was
+    earlier: a step on the way that overshot the aim is a fault past the threshold
     too, and the monitor may decide on it (on the notes stack: pauses of 33, 66, 89 and 68 ms;
     the 89 ms one read past 2x and the monitor decided 6 s after it, a second before the 68 ms
     one went live). :class:`FaultError` when the pause would pass ``PAUSE_MAX_MS`` or
@@ -135,10 +133,8 @@ def aim_pause_cycle(
     scope = Scope.category(category)
     base = baseline_value(run, "p95_pre_hybrid", scope)
     window_s = run.policy.scale(run.policy.rule("wsgi_p95_latency").window_s)
-    half = run.policy.drills.level_tolerance.p95_relative * aimed / 2
-    low, high = aimed - half, aimed + half
-    if below is not None:
-        high = min(high, below)
+    tolerance = run.policy.drills.level_tolerance.p95_relative * aimed
+    low, high = aimed - tolerance / 2, aimed + tolerance / 2
     live = fault.live_at or time.time()
     past: float | None = None  # when the first pause read at or past ``fires_at`` went live
     held = 0
@@ -156,7 +152,7 @@ def aim_pause_cycle(
         reading = run.source.read(Metric.P95_LATENCY, scope, window_s, time.time())
         level = (reading.value or 0.0) / base
         steps.append((round(fault.pause_ms, 1), round(level, 3)))
-        if fires_at is not None and level >= fires_at and past is None:
+        if level >= fires_at and past is None:
             past = live
         if low <= level <= high:
             held += 1
@@ -168,7 +164,7 @@ def aim_pause_cycle(
         held = 0
         rise = max(level - 1.0, 0.05)  # a reading at or under the baseline: double the pause
         step = min(2.0, max(0.5, (aimed - 1.0) / rise))
-        if abs(level - aimed) <= 2 * half:  # near: half the step (geometric), not the noise's
+        if abs(level - aimed) <= tolerance:  # near: half the step (geometric), not the noise's
             step **= 0.5
         pause = fault.pause_ms * step
         if pause > PAUSE_MAX_MS:

@@ -196,17 +196,14 @@ def stall_wsgi(run: DrillRun, level: float) -> Fault:
 def aim_wsgi_p95(
     run: DrillRun, fault: Fault, level: float, record_property: RecordProperty
 ) -> float:
-    """The pause tuned until the CRUD P95 holds ``level`` x its baseline -- a twin (aimed
-    below the rollback threshold) also under that threshold. Returns the origin."""
+    """The pause tuned until the CRUD P95 holds ``level`` x its baseline; returns the origin
+    (counted from the first pause past the rollback threshold when one overshot)."""
     assert isinstance(fault, PauseCycle)
-    rollback = threshold(run.policy, "wsgi_p95_latency")
-    twin = level <= rollback
     return aim_pause_cycle(
         run,
         fault,
         level,
-        below=rollback if twin else None,
-        fires_at=None if twin else rollback,
+        fires_at=threshold(run.policy, "wsgi_p95_latency"),
         category="crud",
         record_property=record_property,
     )

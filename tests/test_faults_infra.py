@@ -192,7 +192,7 @@ def test_memory_limit_without_oom_kill_holds_and_restores_the_cgroup(
     else:
         held = tmp_path / "memory.high"
         held.write_text("max\n")
-    monkeypatch.setattr(containers, "find_memory_cgroup", lambda cid, pid: tmp_path)
+    monkeypatch.setattr(containers, "find_cgroup", lambda cid, pid, ctl, files: tmp_path)
     monkeypatch.setattr(containers, "container_memory", lambda c: (100 * 2**20, 0))
     c = FakeContainer("asgi-1")
     fault = MemoryLimit(fake_stack(c), "backend-asgi", limit_bytes=200 * 2**20, oom_kill=False)

@@ -38,7 +38,6 @@ from rollback_drill.faults.base import BaseFault, Effect
 from rollback_drill.journal import Journal
 from rollback_drill.signals.docker_stats import (
     find_cgroup,
-    find_memory_cgroup,
     machine_memory,
     read_cgroup_memory,
 )
@@ -203,7 +202,7 @@ class PauseCycle(ServiceFault):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._freezers: list[Freezer] = []
-        self._cycles: list[tuple[float, float, float]] = []  # (pause_s asked, frozen_s, period_s)
+        self._cycles: list[tuple[float, float, float]] = []  # (pause_ms asked, frozen_s, period_s)
         self.error: BaseException | None = None
 
     def _set(self, pause_ms: float) -> None:
@@ -240,16 +239,16 @@ class PauseCycle(ServiceFault):
     def _cycle(self) -> None:
         try:
             while not self._stop.is_set():
-                pause_s, period_s = self.pause_ms / 1000, self.period_ms / 1000
+                pause_ms, period_s = self.pause_ms, self.period_ms / 1000
                 started = time.monotonic()
                 for f in self._freezers:
                     f.freeze()
                 frozen = time.monotonic()
-                self._stop.wait(pause_s)
+                self._stop.wait(pause_ms / 1000)
                 for f in self._freezers:
                     f.thaw()
                 thawed = time.monotonic()
-                self._cycles.append((pause_s, thawed - frozen, period_s))
+                self._cycles.append((pause_ms, thawed - frozen, period_s))
                 del self._cycles[:-50]
                 self._stop.wait(max(0.0, started + period_s - time.monotonic()))
         except BaseException as exc:
@@ -273,7 +272,7 @@ class PauseCycle(ServiceFault):
 
     def frozen_share(self, cycles: int = 10) -> float | None:
         """The share of time frozen over the last ``cycles`` cycles at the current pause."""
-        done = [c for c in self._cycles[-cycles:] if abs(c[0] * 1000 - self.pause_ms) < 1e-3]
+        done = [c for c in self._cycles[-cycles:] if c[0] == self.pause_ms]
         if not done:
             return None
         return sum(f for _, f, _ in done) / sum(p for _, _, p in done)
@@ -291,12 +290,7 @@ class Freezer:
     """A container's cgroup freezer, written from the Docker host (cgroup v1 or v2)."""
 
     def __init__(self, container: Any) -> None:
-        container.reload()
-        pid = int(container.attrs["State"].get("Pid") or 0)
-        files = ("freezer.state", "cgroup.freeze")
-        path = find_cgroup(container.id, pid, "freezer", files) if pid else None
-        if path is None:
-            raise FaultError(f"no freezer cgroup visible for {container.name} (remote daemon?)")
+        path = _cgroup(container, "freezer", ("freezer.state", "cgroup.freeze"))
         self.v2 = (path / "cgroup.freeze").exists()
         self.file = path / ("cgroup.freeze" if self.v2 else "freezer.state")
         if not os.access(self.file, os.W_OK):
@@ -568,11 +562,17 @@ def container_memory(container: Any) -> tuple[int, int]:
 
 
 def _memory_cgroup(container: Any) -> Path:
+    return _cgroup(container, "memory", ("memory.usage_in_bytes", "memory.current"))
+
+
+def _cgroup(container: Any, controller: str, files: tuple[str, ...]) -> Path:
+    """The container's ``controller`` cgroup directory (or its unified one), seen from the host:
+    :class:`FaultError` when none is visible (a remote daemon)."""
     container.reload()
     pid = int(container.attrs["State"].get("Pid") or 0)
-    cgroup = find_memory_cgroup(container.id, pid) if pid else None
+    cgroup = find_cgroup(container.id, pid, controller, files) if pid else None
     if cgroup is None:
-        raise FaultError(f"no memory cgroup visible for {container.name} (remote daemon?)")
+        raise FaultError(f"no {controller} cgroup visible for {container.name} (remote daemon?)")
     return cgroup
 
 
