@@ -394,8 +394,11 @@ def test_memory_ratio_rises_and_matches_docker_stats(
         after = latest(cgroup, "memory_usage_bytes", container=app.name)
         assert usage is not None
         assert after is not None
-        assert abs(usage - cli_usage) / cli_usage < 0.03, (usage, after, cli_usage)
-        assert abs(after - cli_usage) / cli_usage < 0.03, (usage, after, cli_usage)
+        # the CLI samples somewhere between our two readings (it takes ~1-2 s, and the pages
+        # dd wrote may still be charged meanwhile: a cold CI run read 40.6 MB before it, 42.8 MB
+        # after, the CLI 42.8 MB): within 3 % of that span
+        low, high = min(usage, after), max(usage, after)
+        assert low * 0.97 <= cli_usage <= high * 1.03, (usage, after, cli_usage)
         assert abs(ratio * 100 - cli_percent) < 2.0, (ratio, cli_percent)
         # the API fallback sees the same (its stream samples once a second)
         api_usage = wait_for(
