@@ -110,6 +110,12 @@ CASES: list[tuple[str, S]] = [
         lambda s: PauseCycle(s, s.target.services.wsgi, pause_ms=50, share=0.2),
     ),
     ("memory wsgi 90%", lambda s: MemoryLimit(s, s.target.services.wsgi, target_ratio=0.9)),
+    (
+        "memory asgi held 96.5%",
+        lambda s: MemoryLimit(
+            s, s.target.services.asgi, target_ratio=0.965, oom_kill=False, hold_s=0.5
+        ),
+    ),
     ("reset into asgi", lambda s: PacketFault(s, s.target.services.asgi, port=8000, every=2)),
     (
         "drop wsgi->pg",

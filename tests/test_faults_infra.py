@@ -3,6 +3,7 @@ revert restores. The real thing runs in tests/test_faults_docker.py (marked ``do
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -356,3 +357,62 @@ def test_pause_gives_up_after_its_tries_and_on_any_other_error() -> None:
     with pytest.raises(FaultError, match="no such"):
         other.apply()
     assert not fault.applied and not other.applied
+
+
+def test_memory_hold_needs_a_ratio_and_a_positive_interval() -> None:
+    with pytest.raises(ValueError, match="hold_s"):
+        MemoryLimit(fake_stack(), "x", limit_bytes=10**8, hold_s=0.5)
+    with pytest.raises(ValueError, match="hold_s"):
+        MemoryLimit(fake_stack(), "x", target_ratio=0.9, hold_s=0)
+
+
+def test_memory_hold_follows_the_use_down_to_its_floor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The squeeze is lowered again when the ratio falls past the slack, to use / target, and
+    never below HOLD_FLOOR of the first squeeze; a ratio within the slack is left alone."""
+    c = FakeContainer("asgi-1")
+    use = {"bytes": 96 * 2**20}
+
+    def memory(container: Any) -> tuple[int, int]:
+        return use["bytes"], int(container.attrs["HostConfig"]["Memory"])
+
+    monkeypatch.setattr(containers, "container_memory", memory)
+    fault = MemoryLimit(fake_stack(c), "backend-asgi", target_ratio=0.96)
+    fault.apply()
+    first = fault.set_to[c.id]
+    assert first == int(96 * 2**20 / 0.96)
+    use["bytes"] = int(first * (0.96 - MemoryLimit.HOLD_SLACK / 2))  # within the slack
+    assert fault.hold_step() == [] and fault.set_to[c.id] == first
+    use["bytes"] = int(first * 0.93)  # the kernel reclaimed: lowered to use / target
+    (step,) = fault.hold_step()
+    assert step[0] == "asgi-1" and step[1] == pytest.approx(0.93, abs=1e-3)
+    assert fault.set_to[c.id] == int(use["bytes"] / 0.96) < first
+    assert c.calls[-1] == ("update", {"mem_limit": step[2], "memswap_limit": step[2]})
+    assert fault.observe().seen
+    use["bytes"] = int(first * 0.5)  # no leak: held at the floor, the ratio shows the fall
+    fault.hold_step()
+    assert fault.set_to[c.id] == int(first * MemoryLimit.HOLD_FLOOR)
+    assert fault.hold_step() == []
+    assert not fault.observe().seen
+    fault.revert()
+    assert c.calls[-1] == ("update", {"mem_limit": 402653184, "memswap_limit": 805306368})
+
+
+def test_memory_hold_runs_in_a_thread_and_stops_on_revert(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    c = FakeContainer("asgi-1")
+    looks = threading.Event()
+
+    def memory(container: Any) -> tuple[int, int]:
+        looks.set()
+        return 90 * 2**20, 100 * 2**20
+
+    monkeypatch.setattr(containers, "container_memory", memory)
+    fault = MemoryLimit(fake_stack(c), "backend-asgi", target_ratio=0.9, hold_s=0.01)
+    fault.apply()
+    looks.clear()
+    assert looks.wait(5.0)  # the thread looked again
+    thread = fault._thread
+    assert thread is not None and thread.is_alive()
+    fault.revert()
+    assert not thread.is_alive() and fault.error is None
