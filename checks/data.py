@@ -108,6 +108,11 @@ def _ids(acks: Iterable[WriteAck]) -> list[str]:
     return [a.client_id for a in acks]
 
 
+def _corrupted(cmp: _Comparison) -> str:
+    shown = ", ".join(f"{a.client_id} ({w})" for a, w in cmp.corrupted[:SHOWN_IDS])
+    return f"; corrupted: {shown}{', ...' if len(cmp.corrupted) > SHOWN_IDS else ''}"
+
+
 def no_acked_write_lost(
     dsn: str,
     ledger: Ledger,
@@ -128,7 +133,7 @@ def no_acked_write_lost(
     if cmp.missing:
         detail += f"; missing: {', '.join(_ids(cmp.missing)[:SHOWN_IDS])}"
     if cmp.corrupted:
-        detail += "; corrupted: " + ", ".join(f"{a.client_id} ({w})" for a, w in cmp.corrupted[:5])
+        detail += _corrupted(cmp)
     return CheckResult(
         name,
         ok,
@@ -169,7 +174,7 @@ def loss_window(
     if after:
         detail += f"; LOST although acknowledged after the restore: {', '.join(_ids(after))}"
     if cmp.corrupted:
-        detail += "; corrupted: " + ", ".join(f"{a.client_id} ({w})" for a, w in cmp.corrupted[:5])
+        detail += _corrupted(cmp)
     return CheckResult(
         name,
         ok,
