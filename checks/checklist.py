@@ -241,6 +241,69 @@ def p95_back_to_baseline(
     )
 
 
+def await_p95_back_to_baseline(
+    records: RecordStore,
+    policy: Policy,
+    baseline: Baseline,
+    since: float,
+    until: float | None = None,
+    *,
+    baseline_window: tuple[float, float] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    now: Callable[[], float] = time.time,
+) -> CheckResult:
+    """:func:`p95_back_to_baseline` over ``[since, until]``; when most parts are above the
+    limit, the stack is given up to ``checklist.p95.more_parts`` more parts, one at a time
+    (each observed under the same load, then the latest ``parts`` parts judged again).
+
+    "Back to baseline" is a state the stack reaches, and a stretch of the shared host's own
+    load can hold more than one part of a short observation (the example stack once read 1.5-2x
+    its 14 ms baseline in all three parts, p50 too, 20-50 s after a rollback, and 1.0-1.1x in
+    every other run of that row): a release that is still slow stays above the limit in every
+    part it is given, a host that was busy for a stretch does not. The detail keeps every
+    judgement, the ones that failed first included, and ``data['more_parts']`` how many parts
+    were added."""
+    spec = policy.checklist.p95
+    until = until or now()
+    step = (until - since) / spec.parts
+    tries = [
+        p95_back_to_baseline(
+            records, policy, baseline, since, until, baseline_window=baseline_window
+        )
+    ]
+    added = 0
+    while not tries[-1].passed and added < spec.more_parts:
+        added += 1
+        end = until + added * step
+        sleep(max(0.0, end - now()))
+        tries.append(
+            p95_back_to_baseline(
+                records,
+                policy,
+                baseline,
+                since + added * step,
+                end,
+                baseline_window=baseline_window,
+            )
+        )
+    last = tries[-1]
+    if not added:
+        return last
+    earlier = " | ".join(
+        f"{'passed' if t.passed else 'failed'} from +{i * step:.0f} s: {t.detail}"
+        for i, t in enumerate(tries[:-1])
+    )
+    return CheckResult(
+        last.name,
+        last.passed,
+        last.measured,
+        f"{last.expected}, the latest {spec.parts} of up to {spec.parts + spec.more_parts}",
+        f"{last.detail} (judged from +{added * step:.0f} s, {added} more part(s) observed; "
+        f"before: {earlier})",
+        data={**last.data, "more_parts": added},
+    )
+
+
 def no_error_spikes_in_logs(stack: Stack, policy: Policy, since: float) -> CheckResult:
     """ERROR lines, tracebacks and nginx errors (the policy's pattern) in the app and nginx
     logs since ``since``: at most the policy's ``max_log_errors``."""
@@ -283,7 +346,7 @@ def run_checklist(
         ("error_rate", lambda: error_rate(records, policy, since)),
         (
             "p95",
-            lambda: p95_back_to_baseline(
+            lambda: await_p95_back_to_baseline(
                 records, policy, baseline, since, baseline_window=baseline_window
             ),
         ),

@@ -266,6 +266,8 @@ class P95Check(_Model):
     category: Annotated[str, StringConstraints(min_length=1)]
     min_requests: Count  # fewer requests in a part: no evidence, the part counts as above
     parts: Count  # the observation period is judged in this many parts (a majority decides)
+    # when most parts are above, up to this many more are observed, the latest ``parts`` judged
+    more_parts: Annotated[int, Field(ge=0)] = 0
 
 
 class ChecklistSpec(_Model):

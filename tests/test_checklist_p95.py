@@ -9,7 +9,7 @@ import random
 import pytest
 
 from rollback_drill.baseline import Baseline
-from rollback_drill.checks.checklist import p95_back_to_baseline
+from rollback_drill.checks.checklist import await_p95_back_to_baseline, p95_back_to_baseline
 from rollback_drill.metrics import Scope, ScopeKind
 from rollback_drill.policy import load_policy
 from rollback_drill.records import Outcome, RecordStore, RequestRecord
@@ -127,3 +127,61 @@ def test_one_stalled_part_of_three_passes_and_two_fail() -> None:
     assert not failed.passed and "2 of 3 failed" in failed.detail, failed.line()
     # the whole period's P95 is reported, whatever the parts decided
     assert passed.measured == pytest.approx(_p95(one, T0 + 100, T0 + 130), abs=1e-4)
+
+
+class _Clock:
+    """A clock that moves only when slept on (the records are all there already)."""
+
+    def __init__(self, at: float) -> None:
+        self.at, self.slept = at, []
+
+    def now(self) -> float:
+        return self.at
+
+    def sleep(self, s: float) -> None:
+        self.slept.append(round(s, 6))
+        self.at += s
+
+
+def _await(store: RecordStore, post: tuple[float, float]):
+    policy = load_policy()
+    base = _p95(store, T0, T0 + 12)
+    baseline = Baseline.from_mapping(policy, {("p95_pre_hybrid", CRUD): base})
+    clock = _Clock(post[1])
+    result = await_p95_back_to_baseline(
+        store,
+        policy,
+        baseline,
+        post[0],
+        post[1],
+        baseline_window=(T0, T0 + 12),
+        sleep=clock.sleep,
+        now=clock.now,
+    )
+    return result, clock
+
+
+def test_a_stack_back_at_once_is_judged_once_without_waiting() -> None:
+    store = _store([(T0, T0 + 12, 0.006), (T0 + 100, T0 + 160, 0.006)])
+    result, clock = _await(store, (T0 + 100, T0 + 130))
+    assert result.passed and clock.slept == [] and "more_parts" not in result.data
+
+
+def test_a_stretch_of_host_load_ends_and_the_latest_parts_pass_with_the_first_kept() -> None:
+    """Two of three parts slow, then healthy: one more part observed, the latest three judged."""
+    store = _store([(T0, T0 + 12, 0.006), (T0 + 100, T0 + 120, 0.015), (T0 + 120, T0 + 170, 0.006)])
+    result, clock = _await(store, (T0 + 100, T0 + 130))
+    assert result.passed, result.line()
+    assert clock.slept == [10.0] and result.data["more_parts"] == 1
+    assert "failed from +0 s" in result.detail and "2 of 3 failed" in result.detail
+    assert "judged from +10 s" in result.detail
+    assert "latest 3 of up to 6" in result.expected
+
+
+def test_a_release_still_slow_fails_after_every_more_part() -> None:
+    store = _store([(T0, T0 + 12, 0.006), (T0 + 100, T0 + 170, 0.015)])
+    result, clock = _await(store, (T0 + 100, T0 + 130))
+    more = load_policy().checklist.p95.more_parts
+    assert more >= 1 and not result.passed
+    assert clock.slept == [10.0] * more and result.data["more_parts"] == more
+    assert result.detail.count("failed from") == more
