@@ -506,7 +506,6 @@ class MemoryLimit(ServiceFault):
         self.set_to: dict[str, int] = {}
         self.first: dict[str, int] = {}  # container -> the first squeeze's limit
         self.held: dict[str, tuple[Path, str]] = {}  # container -> (cgroup file, its old value)
-        self.lowered = 0
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -567,7 +566,6 @@ class MemoryLimit(ServiceFault):
             if new >= self.set_to[c.id]:
                 continue  # at the floor: no lower
             self._squeeze(c, new)
-            self.lowered += 1
             ratio = round(usage / limit, 4)
             self._event("held", container=c.name, ratio=ratio, limit=new)
             done.append((c.name, ratio, new))
